@@ -1,0 +1,125 @@
+#include "app/list_command.h"
+
+#include "app/options.h"
+#include "device/node_reader.h"
+#include "device/pci_names.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+namespace kvgpu {
+
+namespace {
+
+std::string orDash(const std::string &s) { return s.empty() ? "-" : s; }
+std::string number(int n) { return n < 0 ? "-" : std::to_string(n); }
+
+std::string status(const DeviceRow &row)
+{
+    if (row.resource.empty())
+        return "not advertised: " + row.reason;
+    std::string s = row.resource + " " + row.health;
+    if (!row.reason.empty())
+        s += " (" + row.reason + ")";
+    return s;
+}
+
+std::string jsonString(const std::string &value)
+{
+    std::string out = "\"";
+    for (char c : value) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20)
+                out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+            else
+                out += c;
+        }
+    }
+    return out + "\"";
+}
+
+} // namespace
+
+std::string formatDeviceTable(const Inventory &inventory)
+{
+    const std::vector<std::string> header = {"DEVICE", "IDS", "MODEL", "DRIVER", "CLASS", "IOMMU", "NUMA", "STATUS"};
+    std::vector<std::vector<std::string>> rows;
+    for (const DeviceRow &row : inventory.rows)
+        rows.push_back({row.id, orDash(row.ids), orDash(row.model), orDash(row.driver), orDash(row.deviceClass),
+                        number(row.iommuGroup), number(row.numaNode), status(row)});
+
+    std::vector<size_t> widths(header.size());
+    for (size_t i = 0; i < header.size(); ++i) {
+        widths[i] = header[i].size();
+        for (const auto &r : rows)
+            widths[i] = std::max(widths[i], r[i].size());
+    }
+    auto line = [&](const std::vector<std::string> &cells) {
+        std::string out;
+        for (size_t i = 0; i < cells.size(); ++i) {
+            if (i + 1 == cells.size())
+                out += cells[i];
+            else
+                out += fmt::format("{:<{}}  ", cells[i], widths[i]);
+        }
+        return out + "\n";
+    };
+    std::string out = line(header);
+    for (const auto &r : rows)
+        out += line(r);
+    if (inventory.rows.empty())
+        out += "(no NVIDIA PCI functions or mediated devices found)\n";
+    return out;
+}
+
+std::string formatDeviceJson(const Inventory &inventory)
+{
+    std::string out = "{\n  \"devices\": [";
+    for (size_t i = 0; i < inventory.rows.size(); ++i) {
+        const DeviceRow &r = inventory.rows[i];
+        out += i ? ",\n    {" : "\n    {";
+        out += fmt::format("\"id\": {}, \"kind\": {}, \"ids\": {}, \"model\": {}, \"driver\": {}, \"class\": {}, "
+                           "\"iommuGroup\": {}, \"numaNode\": {}, \"resource\": {}, \"health\": {}, \"reason\": {}}}",
+                           jsonString(r.id), jsonString(r.kind), jsonString(r.ids), jsonString(r.model),
+                           jsonString(r.driver), jsonString(r.deviceClass),
+                           r.iommuGroup < 0 ? "null" : std::to_string(r.iommuGroup),
+                           r.numaNode < 0 ? "null" : std::to_string(r.numaNode),
+                           r.resource.empty() ? "null" : jsonString(r.resource),
+                           r.health.empty() ? "null" : jsonString(r.health), jsonString(r.reason));
+    }
+    out += inventory.rows.empty() ? "],\n" : "\n  ],\n";
+    out += "  \"resources\": [";
+    size_t i = 0;
+    for (const auto &[name, resource] : inventory.resources) {
+        out += i++ ? ",\n    {" : "\n    {";
+        out += fmt::format("\"name\": {}, \"kind\": {}, \"envKey\": {}, \"devices\": {}}}", jsonString(name),
+                           jsonString(resource.kind == DeviceKind::Vgpu ? "vgpu" : "passthrough"),
+                           jsonString(envKey(resource.kind, name)), resource.devices.size());
+    }
+    out += inventory.resources.empty() ? "]\n}\n" : "\n  ]\n}\n";
+    return out;
+}
+
+int runListCommand(const CommonOptions &options, bool json)
+{
+    PciIdsDatabase names(options.pciIds);
+    SysfsTree sysfs(options.sysfsRoot);
+    if (!sysfs.exists("bus/pci/devices")) {
+        std::fprintf(stderr, "error: %s is not a sysfs tree (no bus/pci/devices)\n", options.sysfsRoot.c_str());
+        return 1;
+    }
+    NodeObservation node = scanNode(sysfs, DevTree(options.devRoot));
+    Inventory inventory = deriveInventory(node, names);
+    std::string text = json ? formatDeviceJson(inventory) : formatDeviceTable(inventory);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+}
+
+} // namespace kvgpu

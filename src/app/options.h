@@ -1,0 +1,23 @@
+// Command line options shared by `serve` (the default) and `list`.
+#pragma once
+
+#include "base/log.h"
+
+#include <string>
+
+namespace kvgpu {
+
+struct CommonOptions {
+    std::string sysfsRoot = "/sys";
+    std::string devRoot = "/dev";
+    std::string pluginDir = "/var/lib/kubelet/device-plugins";
+    std::string pciIds = "/usr/share/misc/pci.ids";
+    log::Level logLevel = log::Level::Info;
+};
+
+struct ServeOptions {
+    std::string udevSource = "kernel"; // kernel | udev
+    int ueventBufferBytes = 16 * 1024 * 1024;
+};
+
+} // namespace kvgpu

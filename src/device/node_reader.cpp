@@ -1,0 +1,228 @@
+#include "device/node_reader.h"
+
+#include "base/strings.h"
+#include "device/sysfs_parse.h"
+
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+namespace kvgpu {
+
+namespace {
+
+std::string pciDir(std::string_view address) { return fmt::format("bus/pci/devices/{}", address); }
+std::string mdevDir(std::string_view uuid) { return fmt::format("bus/mdev/devices/{}", uuid); }
+
+// Reads a file and parses it; the error names the file when either step fails.
+template <typename Parse>
+auto readParsed(const SysfsTree &sysfs, const std::string &relative, Parse parse)
+    -> decltype(parse(std::string_view{}))
+{
+    Result<std::string> text = sysfs.readFile(relative);
+    if (!text)
+        return Error{text.error()};
+    auto parsed = parse(*text);
+    if (!parsed)
+        return Error{fmt::format("{}: {}", sysfs.path(relative), parsed.error())};
+    return parsed;
+}
+
+// The vfio-dev/vfioN entry of a device bound to a VFIO driver on an iommufd kernel.
+std::string vfioDeviceOf(const SysfsTree &sysfs, const std::string &dir)
+{
+    Result<std::vector<std::string>> entries = sysfs.listDir(dir + "/vfio-dev");
+    if (!entries)
+        return {};
+    for (const std::string &name : *entries)
+        if (name.rfind("vfio", 0) == 0 && parseDecimal(std::string_view(name).substr(4)))
+            return name;
+    return {};
+}
+
+std::string driverOf(const SysfsTree &sysfs, const std::string &dir)
+{
+    Result<std::string> link = sysfs.readLink(dir + "/driver");
+    return link ? std::string(baseName(*link)) : std::string();
+}
+
+} // namespace
+
+bool isVfioDriver(std::string_view driver)
+{
+    return driver == "vfio-pci" || driver == "nvgrace_gpu_vfio_pci";
+}
+
+std::string DevTree::path(std::string_view relative) const
+{
+    return fmt::format("{}/{}", root_, relative);
+}
+
+bool DevTree::exists(std::string_view relative) const
+{
+    struct stat st;
+    return ::stat(path(relative).c_str(), &st) == 0;
+}
+
+bool DevTree::hasVfioGroupNode(int group) const { return exists(fmt::format("vfio/{}", group)); }
+
+PciObservation observePciFunction(const SysfsTree &sysfs, std::string_view address)
+{
+    PciObservation out;
+    const std::string dir = pciDir(address);
+    PciFunction &f = out.function;
+    f.address = std::string(address);
+
+    Result<std::string> link = sysfs.readLink(dir);
+    if (!link)
+        return out; // Absent: no such function (any more).
+
+    auto unreadable = [&out](std::string problem) {
+        out.state = PciObservation::State::Unreadable;
+        out.problem = std::move(problem);
+        return out;
+    };
+
+    Result<std::uint16_t> vendor = readParsed(sysfs, dir + "/vendor", parsePciId);
+    if (!vendor)
+        return unreadable(vendor.error());
+    f.vendor = *vendor;
+    if (f.vendor != kNvidiaVendorId) {
+        out.state = PciObservation::State::NotNvidia;
+        return out;
+    }
+
+    Result<std::vector<std::string>> path = devicePathComponents(*link);
+    if (!path)
+        return unreadable(fmt::format("{}: {}", sysfs.path(dir), path.error()));
+    f.pciePath.assign(path->begin(), path->end() - 1);
+
+    Result<std::uint16_t> device = readParsed(sysfs, dir + "/device", parsePciId);
+    if (!device)
+        return unreadable(device.error());
+    f.device = *device;
+
+    Result<std::uint32_t> classCode = readParsed(sysfs, dir + "/class", parsePciClass);
+    if (!classCode)
+        return unreadable(classCode.error());
+    f.classCode = *classCode;
+
+    f.driver = driverOf(sysfs, dir);
+
+    // Kernels built without NUMA support have no numa_node file: that is "unknown",
+    // not an error. A file that is there but malformed is.
+    if (sysfs.exists(dir + "/numa_node")) {
+        Result<int> numa = readParsed(sysfs, dir + "/numa_node", parseNumaNode);
+        if (!numa)
+            return unreadable(numa.error());
+        f.numaNode = *numa;
+    }
+
+    // A missing iommu_group only matters for a function we would advertise, so it
+    // is kept as a per-function problem rather than making the function unreadable.
+    Result<std::string> group = sysfs.readLink(dir + "/iommu_group");
+    if (!group) {
+        f.iommuGroupProblem = group.error();
+    } else if (Result<int> n = parseIommuGroupLink(*group); !n) {
+        f.iommuGroupProblem = fmt::format("{}/iommu_group: {}", sysfs.path(dir), n.error());
+    } else {
+        f.iommuGroup = *n;
+    }
+
+    f.vfioDevice = vfioDeviceOf(sysfs, dir);
+    if (Result<std::vector<std::string>> types = sysfs.listDir(dir + "/mdev_supported_types"))
+        f.mdevTypes = *types;
+
+    out.state = PciObservation::State::Present;
+    return out;
+}
+
+MdevObservation observeMdev(const SysfsTree &sysfs, std::string_view uuid)
+{
+    MdevObservation out;
+    const std::string dir = mdevDir(uuid);
+    Mdev &m = out.mdev;
+    m.uuid = std::string(uuid);
+
+    Result<std::string> link = sysfs.readLink(dir);
+    if (!link)
+        return out; // Absent.
+
+    auto unreadable = [&out](std::string problem) {
+        out.state = MdevObservation::State::Unreadable;
+        out.problem = std::move(problem);
+        return out;
+    };
+
+    Result<std::vector<std::string>> path = devicePathComponents(*link);
+    if (!path || path->size() < 2)
+        return unreadable(fmt::format("{}: malformed device link {}", sysfs.path(dir), *link));
+    m.pciePath.assign(path->begin(), path->end() - 1);
+    m.parentAddress = m.pciePath.back();
+    const std::string parentDir = "devices/" + join(m.pciePath, "/");
+
+    Result<std::uint16_t> vendor = readParsed(sysfs, parentDir + "/vendor", parsePciId);
+    if (!vendor)
+        return unreadable(vendor.error());
+    m.parentVendor = *vendor;
+
+    Result<std::string> type = sysfs.readLink(dir + "/mdev_type");
+    if (!type)
+        return unreadable(type.error());
+    m.typeId = std::string(baseName(*type));
+    if (sysfs.exists(dir + "/mdev_type/name")) {
+        Result<std::string> name = sysfs.readFile(dir + "/mdev_type/name");
+        if (!name)
+            return unreadable(name.error());
+        m.typeName = std::string(trim(*name));
+    }
+
+    Result<std::string> group = sysfs.readLink(dir + "/iommu_group");
+    if (!group)
+        return unreadable(group.error());
+    Result<int> n = parseIommuGroupLink(*group);
+    if (!n)
+        return unreadable(fmt::format("{}/iommu_group: {}", sysfs.path(dir), n.error()));
+    m.iommuGroup = *n;
+
+    if (sysfs.exists(parentDir + "/numa_node")) {
+        Result<int> numa = readParsed(sysfs, parentDir + "/numa_node", parseNumaNode);
+        if (!numa)
+            return unreadable(numa.error());
+        m.numaNode = *numa;
+    }
+    m.driver = driverOf(sysfs, dir);
+    m.vfioDevice = vfioDeviceOf(sysfs, dir);
+    out.state = MdevObservation::State::Present;
+    return out;
+}
+
+std::set<int> observeVfioGroupNodes(const DevTree &dev)
+{
+    std::set<int> groups;
+    SysfsTree tree(dev.root()); // plain directory listing; the class is not sysfs-specific
+    if (Result<std::vector<std::string>> names = tree.listDir("vfio")) {
+        for (const std::string &name : *names)
+            if (auto n = parseDecimal(name); n && *n >= 0 && *n <= 0x7fffffff)
+                groups.insert(static_cast<int>(*n));
+    }
+    return groups;
+}
+
+NodeObservation scanNode(const SysfsTree &sysfs, const DevTree &dev)
+{
+    NodeObservation node;
+    if (Result<std::vector<std::string>> addresses = sysfs.listDir("bus/pci/devices")) {
+        for (const std::string &address : *addresses)
+            node.apply(observePciFunction(sysfs, address), address);
+    }
+    if (Result<std::vector<std::string>> uuids = sysfs.listDir("bus/mdev/devices")) {
+        for (const std::string &uuid : *uuids)
+            node.apply(observeMdev(sysfs, uuid), uuid);
+    }
+    node.vfioGroupNodes = observeVfioGroupNodes(dev);
+    node.iommufd = dev.hasIommufd();
+    return node;
+}
+
+} // namespace kvgpu

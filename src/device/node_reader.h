@@ -1,0 +1,44 @@
+// Reads the observations of src/device/observation.h from sysfs and the /dev
+// tree: one device at a time (what a reconcile step needs) or the whole node.
+// Problems are recorded on the device, never thrown: one bad device never stops
+// a scan.
+//
+// Thread safety: reentrant; the readers only do I/O on the trees they are given.
+#pragma once
+
+#include "device/observation.h"
+#include "device/sysfs.h"
+
+#include <string>
+#include <string_view>
+
+namespace kvgpu {
+
+// The /dev tree (`--dev-root`): VFIO group nodes live in <root>/vfio/<N>.
+class DevTree {
+public:
+    explicit DevTree(std::string root) : root_(std::move(root)) {}
+    const std::string &root() const { return root_; }
+    std::string path(std::string_view relative) const;
+    bool exists(std::string_view relative) const;
+    bool hasVfioGroupNode(int group) const;
+    bool hasIommufd() const { return exists("iommu"); }
+
+private:
+    std::string root_;
+};
+
+PciObservation observePciFunction(const SysfsTree &sysfs, std::string_view address);
+MdevObservation observeMdev(const SysfsTree &sysfs, std::string_view uuid);
+
+// Lists the group numbers of <dev-root>/vfio/<N> (the "vfio" container node and
+// the "devices" directory are not groups).
+std::set<int> observeVfioGroupNodes(const DevTree &dev);
+
+// Reads every PCI function and mdev; devices that cannot be read end up in
+// `problems` with the reason.
+NodeObservation scanNode(const SysfsTree &sysfs, const DevTree &dev);
+
+bool isVfioDriver(std::string_view driver);
+
+} // namespace kvgpu

@@ -1,0 +1,38 @@
+// Pure parsers for the contents of sysfs files and links. Each takes the raw
+// text and returns a value or an error that says what was wrong with it; the
+// caller adds which file it came from. Thread-safe.
+#pragma once
+
+#include "base/result.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvgpu {
+
+// "0x10de\n" -> 0x10de. Vendor, device and subsystem ids are 16 bits.
+Result<std::uint16_t> parsePciId(std::string_view text);
+// "0x030200\n" -> 0x030200 (24 bits).
+Result<std::uint32_t> parsePciClass(std::string_view text);
+// "1\n" -> 1, "-1\n" -> -1 (unknown). Other negatives are malformed.
+Result<int> parseNumaNode(std::string_view text);
+// "../../../kernel/iommu_groups/12" -> 12.
+Result<int> parseIommuGroupLink(std::string_view target);
+// A decimal counter file such as available_instances.
+Result<long> parseCount(std::string_view text);
+
+// "0000:65:00.0" is a PCI address (domain:bus:device.function, lowercase or
+// uppercase hex, function 0-7).
+bool isPciAddress(std::string_view text);
+// "aa618089-8b16-4d01-a136-25a0f3c73123" (8-4-4-4-12 hex digits).
+bool isUuid(std::string_view text);
+
+// Splits a sysfs device link target into the device path under /sys/devices:
+// "../../../devices/pci0000:64/0000:64:00.0/0000:65:00.0" ->
+// {"pci0000:64", "0000:64:00.0", "0000:65:00.0"}. Fails when the target does not
+// lead into a devices/ directory.
+Result<std::vector<std::string>> devicePathComponents(std::string_view linkTarget);
+
+} // namespace kvgpu

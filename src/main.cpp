@@ -1,0 +1,56 @@
+// kubevirt-gpu-device-plugin: wiring only. `serve` (the default) runs the
+// daemon; `list` prints what one scan finds and why each device is or is not
+// advertised.
+#include "app/daemon.h"
+#include "app/list_command.h"
+#include "app/options.h"
+#include "base/log.h"
+
+#include <CLI/CLI.hpp>
+
+#ifndef KVGPU_VERSION
+#define KVGPU_VERSION "unknown"
+#endif
+
+int main(int argc, char **argv)
+{
+    using namespace kvgpu;
+    CommonOptions common;
+    ServeOptions serve;
+    std::string logLevel = "info";
+    bool json = false;
+
+    CLI::App app{"Device plugin that passes NVIDIA GPUs and vGPUs through to KubeVirt virtual machines.\n"
+                 "Without a subcommand it serves the kubelet device plugin API (the DaemonSet's job)."};
+    app.set_version_flag("--version", std::string("kubevirt-gpu-device-plugin ") + KVGPU_VERSION);
+    app.option_defaults()->always_capture_default();
+    app.add_option("--sysfs-root", common.sysfsRoot, "Root of the sysfs tree to read");
+    app.add_option("--dev-root", common.devRoot, "Root of the device tree; VFIO nodes are DIR/vfio/..., DIR/iommu");
+    app.add_option("--plugin-dir", common.pluginDir, "The kubelet's device plugin directory (holds kubelet.sock)");
+    app.add_option("--pci-ids", common.pciIds, "pci.ids database used to name passthrough resources");
+    app.add_option("--log-level", logLevel, "Log level")
+        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    app.add_option("--udev-source", serve.udevSource,
+                   "Uevent source: 'kernel' (raw kernel events; works in a pod without udevd) or 'udev'")
+        ->check(CLI::IsMember({"kernel", "udev"}));
+    app.add_option("--uevent-buffer", serve.ueventBufferBytes, "Receive buffer of the uevent socket, in bytes")
+        ->check(CLI::Range(4096, 1 << 30));
+
+    CLI::App *list = app.add_subcommand("list", "Scan once and print every NVIDIA PCI function and mdev, with the "
+                                                "resource it is advertised under or why it is not");
+    list->add_flag("--json", json, "Print JSON instead of a table");
+    list->fallthrough();
+    app.require_subcommand(0, 1);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        return app.exit(e);
+    }
+    common.logLevel = *log::parseLevel(logLevel);
+    log::setLevel(common.logLevel);
+
+    if (list->parsed())
+        return runListCommand(common, json);
+    return runDaemon(common, serve);
+}

@@ -1,0 +1,233 @@
+#include "plugin/allocation.h"
+
+#include "base/strings.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace kvgpu {
+
+namespace {
+
+const AdvertisedDevice *findDevice(const Resource &resource, const std::string &id)
+{
+    auto it = std::lower_bound(resource.devices.begin(), resource.devices.end(), id,
+                               [](const AdvertisedDevice &d, const std::string &key) { return d.id < key; });
+    return it != resource.devices.end() && it->id == id ? &*it : nullptr;
+}
+
+AllocatableOrError failed(std::string message)
+{
+    return {std::nullopt, {AllocationError::Code::FailedPrecondition, std::move(message)}};
+}
+
+AllocatableOrError readPassthrough(const SysfsTree &sysfs, const std::string &id)
+{
+    PciObservation seen = observePciFunction(sysfs, id);
+    switch (seen.state) {
+    case PciObservation::State::Absent:
+    case PciObservation::State::NotNvidia:
+        return failed(fmt::format("device {} is no longer present on this node", id));
+    case PciObservation::State::Unreadable:
+        return failed(fmt::format("device {} cannot be read: {}", id, seen.problem));
+    case PciObservation::State::Present:
+        break;
+    }
+    const PciFunction &f = seen.function;
+    if (!isVfioDriver(f.driver))
+        return failed(fmt::format("device {} is not bound to vfio-pci (driver: {})", id,
+                                  f.driver.empty() ? "none" : f.driver));
+    if (f.iommuGroup < 0)
+        return failed(fmt::format("device {} has no usable IOMMU group: {}", id, f.iommuGroupProblem));
+    return {AllocatableDevice{id, f.iommuGroup, f.vfioDevice}, {}};
+}
+
+AllocatableOrError readVgpu(const SysfsTree &sysfs, const Resource &resource, const std::string &id)
+{
+    MdevObservation seen = observeMdev(sysfs, id);
+    switch (seen.state) {
+    case MdevObservation::State::Absent:
+        return failed(fmt::format("vGPU {} no longer exists on this node", id));
+    case MdevObservation::State::Unreadable:
+        return failed(fmt::format("vGPU {} cannot be read: {}", id, seen.problem));
+    case MdevObservation::State::Present:
+        break;
+    }
+    std::string now = vgpuResourceName(seen.mdev).name;
+    if (now != resource.name)
+        return failed(fmt::format("vGPU {} is now of type {}, not {}", id, now, resource.name));
+    return {AllocatableDevice{id, seen.mdev.iommuGroup, seen.mdev.vfioDevice}, {}};
+}
+
+} // namespace
+
+AllocatableOrError readAllocatableDevice(const SysfsTree &sysfs, const Resource &resource, const std::string &id)
+{
+    return resource.kind == DeviceKind::Vgpu ? readVgpu(sysfs, resource, id) : readPassthrough(sysfs, id);
+}
+
+ContainerAllocation buildContainerAllocation(const Resource &resource,
+                                             const std::vector<AllocatableDevice> &devices,
+                                             const std::string &devRoot, bool iommufd)
+{
+    ContainerAllocation out;
+    std::set<std::string> seen;
+    auto add = [&](const std::string &relative) {
+        if (!seen.insert(relative).second)
+            return;
+        out.devices.push_back(DeviceNode{"/dev/" + relative, devRoot + "/" + relative, "mrw"});
+    };
+
+    add("vfio/vfio");
+    for (const AllocatableDevice &d : devices)
+        add(fmt::format("vfio/{}", d.iommuGroup));
+    if (iommufd) {
+        add("iommu");
+        for (const AllocatableDevice &d : devices)
+            if (!d.vfioDevice.empty())
+                add("vfio/devices/" + d.vfioDevice);
+    }
+
+    std::vector<std::string> ids;
+    for (const AllocatableDevice &d : devices)
+        ids.push_back(d.id);
+    out.envs[envKey(resource.kind, resource.name)] = join(ids, ",");
+    return out;
+}
+
+AllocationOrError allocateContainer(const Resource &resource, const std::vector<std::string> &ids,
+                                    const SysfsTree &sysfs, const DevTree &dev)
+{
+    if (ids.empty())
+        return {std::nullopt, {AllocationError::Code::InvalidArgument,
+                               fmt::format("empty container request for resource {}", resource.name)}};
+    std::vector<AllocatableDevice> devices;
+    for (const std::string &id : ids) {
+        if (!findDevice(resource, id))
+            return {std::nullopt, {AllocationError::Code::InvalidArgument,
+                                   fmt::format("unknown device id {} for resource {}", quoteIfNeeded(id),
+                                               resource.name)}};
+    }
+    for (const std::string &id : ids) {
+        AllocatableOrError device = readAllocatableDevice(sysfs, resource, id);
+        if (!device.device)
+            return {std::nullopt, device.error};
+        devices.push_back(*device.device);
+    }
+    return {buildContainerAllocation(resource, devices, dev.root(), dev.hasIommufd()), {}};
+}
+
+namespace {
+
+size_t commonPrefix(const std::vector<std::string> &a, const std::vector<std::string> &b)
+{
+    size_t n = 0;
+    while (n < a.size() && n < b.size() && a[n] == b[n])
+        ++n;
+    return n;
+}
+
+} // namespace
+
+Result<std::vector<std::string>> preferredAllocation(const Resource &resource,
+                                                     const std::vector<std::string> &available,
+                                                     const std::vector<std::string> &mustInclude,
+                                                     int size)
+{
+    if (size < 0)
+        return Error{fmt::format("allocation size {} is negative", size)};
+    std::vector<std::string> chosen;
+    std::set<std::string> taken;
+    for (const std::string &id : mustInclude)
+        if (taken.insert(id).second)
+            chosen.push_back(id);
+    if (chosen.size() > static_cast<size_t>(size))
+        return Error{fmt::format("{} devices must be included but the allocation size is {}", chosen.size(), size)};
+
+    // Candidates: available devices of this resource not already chosen.
+    std::vector<const AdvertisedDevice *> candidates;
+    std::set<std::string> seenCandidates;
+    for (const std::string &id : available) {
+        const AdvertisedDevice *d = findDevice(resource, id);
+        if (d && !taken.contains(id) && seenCandidates.insert(id).second)
+            candidates.push_back(d);
+    }
+    std::vector<const AdvertisedDevice *> picked;
+    for (const std::string &id : chosen)
+        if (const AdvertisedDevice *d = findDevice(resource, id))
+            picked.push_back(d);
+
+    size_t need = static_cast<size_t>(size) - chosen.size();
+    if (need == 0 || candidates.empty())
+        return chosen;
+
+    // NUMA nodes in preference order: nodes the must-include devices already
+    // use (they cost nothing), then the nodes with the most candidates (fewest
+    // nodes to cover the rest), then the lower node id; unknown (-1) last.
+    std::map<int, size_t> perNode;
+    for (const AdvertisedDevice *d : candidates)
+        ++perNode[d->numaNode];
+    std::set<int> usedNodes;
+    for (const AdvertisedDevice *d : picked)
+        usedNodes.insert(d->numaNode);
+    std::vector<int> nodeOrder;
+    for (const auto &[node, count] : perNode)
+        nodeOrder.push_back(node);
+    std::sort(nodeOrder.begin(), nodeOrder.end(), [&](int a, int b) {
+        // A node that can take the rest alone is preferred, the tightest fit first
+        // so larger nodes stay free for larger requests.
+        auto rank = [&](int n) {
+            bool fits = perNode[n] >= need;
+            long count = static_cast<long>(perNode[n]);
+            return std::make_tuple(!usedNodes.contains(n), n < 0, !fits, fits ? count : -count, n);
+        };
+        return rank(a) < rank(b);
+    });
+
+    // Within the chosen nodes, grow the set one device at a time, always taking
+    // the candidate closest in the PCIe tree to what is already picked (same
+    // IOMMU group first, then the longest shared path); ties go to the lowest id.
+    for (int node : nodeOrder) {
+        std::vector<const AdvertisedDevice *> pool;
+        for (const AdvertisedDevice *d : candidates)
+            if (d->numaNode == node)
+                pool.push_back(d);
+        // Devices whose paths agree up to the last hop sit under the same switch.
+        auto switchOf = [](const AdvertisedDevice *d) {
+            return d->pciePath.empty() ? std::string()
+                                       : join({d->pciePath.begin(), d->pciePath.end() - 1}, "/");
+        };
+        std::map<std::string, size_t> perSwitch;
+        for (const AdvertisedDevice *d : pool)
+            ++perSwitch[switchOf(d)];
+        while (need > 0 && !pool.empty()) {
+            auto closeness = [&](const AdvertisedDevice *d) {
+                size_t sameGroup = 0, shared = 0;
+                for (const AdvertisedDevice *p : picked) {
+                    sameGroup = std::max<size_t>(sameGroup, p->iommuGroup == d->iommuGroup ? 1 : 0);
+                    shared = std::max(shared, commonPrefix(p->pciePath, d->pciePath));
+                }
+                // With nothing picked yet, start where the most candidates share a switch.
+                size_t neighbours = picked.empty() ? perSwitch[switchOf(d)] : 0;
+                return std::make_tuple(sameGroup, shared, neighbours);
+            };
+            auto best = pool.begin();
+            for (auto it = pool.begin() + 1; it != pool.end(); ++it) {
+                auto a = closeness(*it), b = closeness(*best);
+                if (a > b || (a == b && (*it)->id < (*best)->id))
+                    best = it;
+            }
+            picked.push_back(*best);
+            chosen.push_back((*best)->id);
+            pool.erase(best);
+            --need;
+        }
+        if (need == 0)
+            break;
+    }
+    return chosen;
+}
+
+} // namespace kvgpu

@@ -1,0 +1,81 @@
+// Allocate and GetPreferredAllocation as values in, values out. The gRPC
+// service (device_plugin_service.h) translates to and from protobuf; this file
+// holds the rules, so they are unit-tested without sockets or threads.
+//
+// Thread safety: pure functions, except readAllocatableDevice which reads sysfs
+// (reentrant).
+#pragma once
+
+#include "base/result.h"
+#include "device/inventory.h"
+#include "device/node_reader.h"
+#include "device/sysfs.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kvgpu {
+
+// A device as it is right now, re-read from sysfs at Allocate time.
+struct AllocatableDevice {
+    std::string id;
+    int iommuGroup = -1;
+    std::string vfioDevice; // "vfio3" when the iommufd cdev exists
+};
+
+struct DeviceNode {
+    std::string containerPath;
+    std::string hostPath;
+    std::string permissions;
+
+    bool operator==(const DeviceNode &) const = default;
+};
+
+struct ContainerAllocation {
+    std::map<std::string, std::string> envs;
+    std::vector<DeviceNode> devices;
+};
+
+struct AllocationError {
+    enum class Code { InvalidArgument, FailedPrecondition };
+    Code code;
+    std::string message;
+};
+
+// Re-reads one requested device and checks it can still be handed to a VM.
+// The error is FailedPrecondition with a message a cluster admin can act on.
+struct AllocatableOrError {
+    std::optional<AllocatableDevice> device;
+    AllocationError error{AllocationError::Code::FailedPrecondition, {}};
+};
+AllocatableOrError readAllocatableDevice(const SysfsTree &sysfs, const Resource &resource, const std::string &id);
+
+// The response for one container: the VFIO container node, each device's group
+// node, with iommufd also /dev/iommu and each /dev/vfio/devices/vfioN; the
+// KubeVirt env var listing the ids in request order. Host paths live under
+// `devRoot`; container paths under /dev. De-duplicated, in request order.
+ContainerAllocation buildContainerAllocation(const Resource &resource,
+                                             const std::vector<AllocatableDevice> &devices,
+                                             const std::string &devRoot, bool iommufd);
+
+// The whole per-container Allocate: unknown ids are InvalidArgument, devices
+// that cannot be allocated now FailedPrecondition.
+struct AllocationOrError {
+    std::optional<ContainerAllocation> allocation;
+    AllocationError error{AllocationError::Code::InvalidArgument, {}};
+};
+AllocationOrError allocateContainer(const Resource &resource, const std::vector<std::string> &ids,
+                                    const SysfsTree &sysfs, const DevTree &dev);
+
+// GetPreferredAllocation for one container: every must-include id first, then,
+// from the rest of `available`, the devices that span the fewest NUMA nodes,
+// keeping devices under the same PCIe switch and in the same IOMMU group
+// together. Deterministic; answers only available (or must-include) ids of this
+// resource; exactly `size` ids when there are enough.
+Result<std::vector<std::string>> preferredAllocation(const Resource &resource,
+                                                     const std::vector<std::string> &available,
+                                                     const std::vector<std::string> &mustInclude,
+                                                     int size);
+
+} // namespace kvgpu

@@ -1,0 +1,270 @@
+#include "plugin/device_plugin_service.h"
+
+#include "base/log.h"
+#include "plugin/allocation.h"
+
+#include "base/strings.h"
+
+#include <google/protobuf/util/message_differencer.h>
+
+namespace kvgpu {
+
+v1beta1::ListAndWatchResponse listAndWatchMessage(const Resource &resource)
+{
+    v1beta1::ListAndWatchResponse message;
+    for (const AdvertisedDevice &d : resource.devices) {
+        v1beta1::Device *device = message.add_devices();
+        device->set_id(d.id);
+        device->set_health(d.healthy ? kHealthy : kUnhealthy);
+        // NUMA -1 means "unknown": the kubelet reads no topology as no affinity,
+        // which is the truth; node 0 would be a guess.
+        if (d.numaNode >= 0)
+            device->mutable_topology()->add_nodes()->set_id(d.numaNode);
+    }
+    return message;
+}
+
+// One ListAndWatch stream. Lives from the RPC's start until OnDone, where it
+// deletes itself. All state is guarded by mutex_ because pushes come from the
+// loop thread (through publish) while gRPC threads run the callbacks.
+class ListAndWatchStream final : public grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse> {
+public:
+    ListAndWatchStream(DevicePluginService *service, std::shared_ptr<const v1beta1::ListAndWatchResponse> first)
+        : service_(service)
+    {
+        std::lock_guard lock(mutex_);
+        pending_ = std::move(first);
+        writeNextLocked();
+    }
+
+    void push(std::shared_ptr<const v1beta1::ListAndWatchResponse> message)
+    {
+        std::lock_guard lock(mutex_);
+        pending_ = std::move(message);
+        if (!writing_)
+            writeNextLocked();
+    }
+
+    // Ends the stream from our side (shutdown, re-registration).
+    void close()
+    {
+        std::lock_guard lock(mutex_);
+        finishLocked(grpc::Status::OK, false);
+    }
+
+    void OnWriteDone(bool ok) override
+    {
+        std::lock_guard lock(mutex_);
+        writing_ = false;
+        inFlight_.reset();
+        if (finishRequested_) {
+            Finish(finishStatus_);
+            return;
+        }
+        if (!ok) {
+            finishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream write failed"), true);
+            return;
+        }
+        writeNextLocked();
+    }
+
+    void OnCancel() override
+    {
+        std::lock_guard lock(mutex_);
+        finishLocked(grpc::Status::CANCELLED, true);
+    }
+
+    void OnDone() override
+    {
+        bool byClient;
+        {
+            std::lock_guard lock(mutex_);
+            byClient = byClient_;
+        }
+        service_->streamDone(this, byClient);
+        delete this;
+    }
+
+private:
+    void writeNextLocked()
+    {
+        if (!pending_ || finishRequested_)
+            return;
+        inFlight_ = std::move(pending_);
+        pending_.reset();
+        writing_ = true;
+        StartWrite(inFlight_.get());
+    }
+
+    // Finish runs exactly once, and never with a write in flight: then it waits
+    // for OnWriteDone.
+    void finishLocked(grpc::Status status, bool byClient)
+    {
+        if (finishRequested_)
+            return;
+        finishRequested_ = true;
+        byClient_ = byClient;
+        finishStatus_ = std::move(status);
+        if (!writing_)
+            Finish(finishStatus_);
+    }
+
+    DevicePluginService *const service_;
+    std::mutex mutex_;
+    std::shared_ptr<const v1beta1::ListAndWatchResponse> pending_;  // guarded by mutex_
+    std::shared_ptr<const v1beta1::ListAndWatchResponse> inFlight_; // guarded by mutex_
+    bool writing_ = false;                                          // guarded by mutex_
+    bool finishRequested_ = false;                                  // guarded by mutex_
+    bool byClient_ = false;                                         // guarded by mutex_
+    grpc::Status finishStatus_;                                     // guarded by mutex_
+};
+
+DevicePluginService::DevicePluginService(std::shared_ptr<const Resource> initial, SysfsTree sysfs,
+                                         DevTree dev, StreamEnded streamEnded)
+    : sysfs_(std::move(sysfs)), dev_(std::move(dev)), streamEnded_(std::move(streamEnded)),
+      resource_(std::move(initial)),
+      message_(std::make_shared<const v1beta1::ListAndWatchResponse>(listAndWatchMessage(*resource_)))
+{
+}
+
+DevicePluginService::~DevicePluginService() = default;
+
+void DevicePluginService::publish(std::shared_ptr<const Resource> resource)
+{
+    auto message = std::make_shared<const v1beta1::ListAndWatchResponse>(listAndWatchMessage(*resource));
+    std::lock_guard lock(mutex_);
+    resource_ = std::move(resource);
+    if (google::protobuf::util::MessageDifferencer::Equals(*message, *message_))
+        return;
+    message_ = message;
+    for (ListAndWatchStream *stream : streams_)
+        stream->push(message);
+}
+
+void DevicePluginService::closeStreams()
+{
+    std::lock_guard lock(mutex_);
+    closing_ = true;
+    for (ListAndWatchStream *stream : streams_)
+        stream->close();
+}
+
+int DevicePluginService::openStreams() const
+{
+    std::lock_guard lock(mutex_);
+    return static_cast<int>(streams_.size());
+}
+
+std::shared_ptr<const Resource> DevicePluginService::snapshot() const
+{
+    std::lock_guard lock(mutex_);
+    return resource_;
+}
+
+void DevicePluginService::streamDone(ListAndWatchStream *stream, bool byClient)
+{
+    {
+        std::lock_guard lock(mutex_);
+        streams_.erase(stream);
+    }
+    if (streamEnded_)
+        streamEnded_(byClient);
+}
+
+grpc::ServerUnaryReactor *DevicePluginService::GetDevicePluginOptions(grpc::CallbackServerContext *context,
+                                                                      const v1beta1::Empty *,
+                                                                      v1beta1::DevicePluginOptions *response)
+{
+    response->set_pre_start_required(false);
+    response->set_get_preferred_allocation_available(true);
+    auto *reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+}
+
+grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse> *
+DevicePluginService::ListAndWatch(grpc::CallbackServerContext *, const v1beta1::Empty *)
+{
+    std::lock_guard lock(mutex_);
+    auto *stream = new ListAndWatchStream(this, message_);
+    streams_.insert(stream);
+    if (closing_)
+        stream->close();
+    log::debug("ListAndWatch stream opened",
+               {{"resource", resource_->name}, {"streams", std::to_string(streams_.size())}});
+    return stream;
+}
+
+grpc::ServerUnaryReactor *DevicePluginService::GetPreferredAllocation(
+    grpc::CallbackServerContext *context, const v1beta1::PreferredAllocationRequest *request,
+    v1beta1::PreferredAllocationResponse *response)
+{
+    std::shared_ptr<const Resource> resource = snapshot();
+    auto *reactor = context->DefaultReactor();
+    for (const auto &container : request->container_requests()) {
+        std::vector<std::string> available(container.available_deviceids().begin(),
+                                           container.available_deviceids().end());
+        std::vector<std::string> must(container.must_include_deviceids().begin(),
+                                      container.must_include_deviceids().end());
+        Result<std::vector<std::string>> chosen =
+            preferredAllocation(*resource, available, must, container.allocation_size());
+        if (!chosen) {
+            log::warn("GetPreferredAllocation refused", {{"resource", resource->name}, {"reason", chosen.error()}});
+            reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, chosen.error()));
+            return reactor;
+        }
+        auto *out = response->add_container_responses();
+        for (const std::string &id : *chosen)
+            out->add_deviceids(id);
+    }
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+}
+
+grpc::ServerUnaryReactor *DevicePluginService::Allocate(grpc::CallbackServerContext *context,
+                                                        const v1beta1::AllocateRequest *request,
+                                                        v1beta1::AllocateResponse *response)
+{
+    std::shared_ptr<const Resource> resource = snapshot();
+    auto *reactor = context->DefaultReactor();
+    if (request->container_requests().empty()) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                     "Allocate request for " + resource->name + " has no container requests"));
+        return reactor;
+    }
+    for (const auto &container : request->container_requests()) {
+        std::vector<std::string> ids(container.devices_ids().begin(), container.devices_ids().end());
+        AllocationOrError result = allocateContainer(*resource, ids, sysfs_, dev_);
+        if (!result.allocation) {
+            bool invalid = result.error.code == AllocationError::Code::InvalidArgument;
+            log::warn("Allocate refused", {{"resource", resource->name}, {"reason", result.error.message}});
+            reactor->Finish(grpc::Status(invalid ? grpc::StatusCode::INVALID_ARGUMENT
+                                                 : grpc::StatusCode::FAILED_PRECONDITION,
+                                         result.error.message));
+            return reactor;
+        }
+        auto *out = response->add_container_responses();
+        for (const auto &[key, value] : result.allocation->envs)
+            (*out->mutable_envs())[key] = value;
+        for (const DeviceNode &node : result.allocation->devices) {
+            auto *spec = out->add_devices();
+            spec->set_container_path(node.containerPath);
+            spec->set_host_path(node.hostPath);
+            spec->set_permissions(node.permissions);
+        }
+        log::info("allocated", {{"resource", resource->name}, {"devices", join(ids, ",")}});
+    }
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+}
+
+grpc::ServerUnaryReactor *DevicePluginService::PreStartContainer(grpc::CallbackServerContext *context,
+                                                                 const v1beta1::PreStartContainerRequest *,
+                                                                 v1beta1::PreStartContainerResponse *)
+{
+    auto *reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+}
+
+} // namespace kvgpu
