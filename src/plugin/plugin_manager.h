@@ -60,13 +60,13 @@ private:
         ino_t inode = 0;
         bool operator==(const KubeletId &) const = default;
     };
-    enum class State { Waiting, Registering, Registered, Failed };
+    enum class State { New, Waiting, Registering, Registered, Failed };
     struct Entry {
         std::string name;
         std::string socketFile;
         std::shared_ptr<const Resource> resource;
         std::unique_ptr<ResourceServer> server;
-        State state = State::Waiting;
+        State state = State::New;
         unsigned serverGeneration = 0; // ignores events of servers already replaced
         unsigned attempt = 0;          // failed registrations in a row
         std::string lastError;
