@@ -112,6 +112,8 @@ private:
 
     void publish()
     {
+        if (!registry_.changed())
+            return;
         const Inventory &inventory = registry_.inventory();
         for (const auto &[name, repair] : inventory.nameRepairs)
             if (loggedRepairs_.insert(name).second)
@@ -128,11 +130,8 @@ private:
             serve_.udevSource == "udev" ? UeventMonitor::Source::Udev : UeventMonitor::Source::Kernel;
         uevents_ = UeventMonitor::create(
             loop_, source, serve_.ueventBufferBytes,
-            {[this](const Uevent &event) { onUevent(event); },
-             [this] {
-                 registry_.rescan();
-                 publish();
-             }},
+            {[this](const Uevent &event) { onUevent(event); }, [this] { publish(); },
+             [this] { registry_.rescan(); }},
             error);
         if (!uevents_)
             log::error("no uevent monitor: devices added later will not be seen until SIGHUP",
@@ -151,10 +150,9 @@ private:
                 registry_.reconcileVfioNode(static_cast<int>(*group));
             else
                 registry_.reconcileDevNodes();
-        } else {
-            return;
         }
-        publish();
+        // Published once the monitor's queue is drained, so a burst of events
+        // becomes one update per resource.
     }
 
     void watchPluginDir()

@@ -33,6 +33,8 @@ public:
     const NodeObservation &observation() const { return node_; }
     // Derived on demand after any change.
     const Inventory &inventory();
+    // Whether anything was re-read since inventory() last derived.
+    bool changed() const { return dirty_; }
 
     const SysfsTree &sysfs() const { return sysfs_; }
     const DevTree &dev() const { return dev_; }

@@ -66,7 +66,9 @@ void UeventMonitor::onReadable()
                 callbacks_.overflow();
                 continue;
             }
-            return; // EAGAIN: drained (or a message we cannot parse, already dropped)
+            // EAGAIN: drained (a message libudev cannot parse is dropped by it).
+            callbacks_.drained();
+            return;
         }
         Uevent event;
         auto text = [](const char *s) { return s ? std::string(s) : std::string(); };

@@ -33,6 +33,8 @@ public:
     enum class Source { Kernel, Udev };
     struct Callbacks {
         std::function<void(const Uevent &)> event;
+        // After the queue has been drained: the owner publishes once per burst.
+        std::function<void()> drained;
         std::function<void()> overflow;
     };
 
