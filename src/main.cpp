@@ -36,6 +36,11 @@ int main(int argc, char **argv)
     app.add_option("--uevent-buffer", serve.ueventBufferBytes, "Receive buffer of the uevent socket, in bytes")
         ->check(CLI::Range(4096, 1 << 30));
 
+    app.add_option("--probe-port", serve.probePort,
+                   "TCP port of the gRPC health service for Kubernetes probes (services 'liveness' and "
+                   "'readiness'); 0 disables it")
+        ->check(CLI::Range(0, 65535));
+
     CLI::App *list = app.add_subcommand("list", "Scan once and print every NVIDIA PCI function and mdev, with the "
                                                 "resource it is advertised under or why it is not");
     list->add_flag("--json", json, "Print JSON instead of a table");

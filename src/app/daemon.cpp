@@ -1,5 +1,6 @@
 #include "app/daemon.h"
 
+#include "app/probe_server.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "device/registry.h"
@@ -7,7 +8,9 @@
 #include "monitor/uevent_monitor.h"
 #include "plugin/plugin_manager.h"
 
+#include <atomic>
 #include <csignal>
+#include <future>
 #include <set>
 #include <sys/stat.h>
 
@@ -23,30 +26,25 @@ bool isDirectory(const std::string &path)
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-// Logs what changed in what is advertised, one line per device.
-void logChanges(const std::map<std::string, Resource> &before, const std::map<std::string, Resource> &after)
+void logChange(const DeviceIndex::Change &change)
 {
-    auto index = [](const std::map<std::string, Resource> &resources) {
-        std::map<std::pair<std::string, std::string>, const AdvertisedDevice *> out;
-        for (const auto &[name, resource] : resources)
-            for (const AdvertisedDevice &d : resource.devices)
-                out[{name, d.id}] = &d;
-        return out;
-    };
-    auto old = index(before), now = index(after);
-    for (const auto &[key, device] : now) {
-        auto it = old.find(key);
-        if (it == old.end())
-            log::info("device advertised", {{"device", key.second}, {"resource", key.first},
-                                            {"health", device->healthy ? kHealthy : kUnhealthy}});
-        else if (it->second->healthy != device->healthy)
-            log::info("device health changed", {{"device", key.second}, {"resource", key.first},
-                                                {"health", device->healthy ? kHealthy : kUnhealthy},
-                                                {"reason", device->healthReason}});
+    using Kind = DeviceIndex::Change::Kind;
+    const char *health = change.healthy ? kHealthy : kUnhealthy;
+    switch (change.kind) {
+    case Kind::Advertised:
+        if (!change.repair.empty())
+            log::warn("resource name repaired", {{"resource", change.resource}, {"detail", change.repair}});
+        log::info("device advertised", {{"device", change.id}, {"resource", change.resource}, {"health", health}});
+        break;
+    case Kind::Withdrawn:
+        log::info("device withdrawn", {{"device", change.id}, {"resource", change.resource}});
+        return;
+    case Kind::HealthChanged:
+        log::info("device health changed", {{"device", change.id}, {"resource", change.resource}, {"health", health}});
+        break;
     }
-    for (const auto &[key, device] : old)
-        if (!now.contains(key))
-            log::info("device withdrawn", {{"device", key.second}, {"resource", key.first}});
+    if (!change.healthy)
+        log::warn("device unhealthy", {{"device", change.id}, {"reason", change.reason}});
 }
 
 class Daemon {
@@ -78,6 +76,9 @@ public:
             publish();
         }));
 
+        if (serve_.probePort != 0 && !startProbes())
+            return 1;
+
         // The monitor is enabled before the first scan so that nothing that
         // happens during the scan is lost; replaying it is harmless.
         startUeventMonitor();
@@ -94,6 +95,7 @@ public:
 
         loop_.run();
 
+        probes_.reset(); // its checks post to the loop: stop it while the loop can still drop posts
         uevents_.reset();
         pluginDirWatch_.reset();
         devWatches_.clear();
@@ -103,24 +105,50 @@ public:
     }
 
 private:
+    // Liveness: a task posted to the loop runs within a second. Readiness:
+    // every resource is registered with the kubelet (asked on the loop too).
+    bool startProbes()
+    {
+        std::string error;
+        probes_ = ProbeServer::start(fmt::format("0.0.0.0:{}", serve_.probePort),
+                                     {.live = [this] { return askLoop([] { return true; }); },
+                                      .ready = [this] { return askLoop([this] { return plugins_.allRegistered(); }); }},
+                                     error);
+        if (!probes_)
+            log::error("cannot serve the health probes; is --probe-port free?",
+                       {{"port", std::to_string(serve_.probePort)}, {"error", error}});
+        return probes_ != nullptr;
+    }
+
+    // Runs `question` on the loop and waits up to a second for the answer; a
+    // loop that does not answer in time is not alive.
+    bool askLoop(std::function<bool()> question)
+    {
+        auto answer = std::make_shared<std::promise<bool>>();
+        std::future<bool> future = answer->get_future();
+        loop_.post([answer, question = std::move(question)] { answer->set_value(question()); });
+        // Waits in slices so that a shutdown is not held up by a probe.
+        for (int slice = 0; slice < 20 && !stopping_; ++slice)
+            if (future.wait_for(std::chrono::milliseconds(50)) == std::future_status::ready)
+                return future.get();
+        return false;
+    }
+
     void stop(const char *why)
     {
         log::info("stopping", {{"signal", why}});
+        stopping_ = true;
         plugins_.shutdown();
         loop_.stop();
     }
 
     void publish()
     {
-        if (!registry_.changed())
-            return;
-        const Inventory &inventory = registry_.inventory();
-        for (const auto &[name, repair] : inventory.nameRepairs)
-            if (loggedRepairs_.insert(name).second)
-                log::warn("resource name repaired", {{"resource", name}, {"detail", repair}});
-        logChanges(advertised_, inventory.resources);
-        advertised_ = inventory.resources;
-        plugins_.update(inventory.resources);
+        for (const DeviceIndex::Change &change : registry_.takeChanges())
+            logChange(change);
+        std::map<std::string, Resource> changed = registry_.takeChangedResources();
+        if (!changed.empty())
+            plugins_.update(changed);
     }
 
     void startUeventMonitor()
@@ -223,12 +251,12 @@ private:
     PciIdsDatabase names_;
     DeviceRegistry registry_;
     PluginManager plugins_;
+    std::unique_ptr<ProbeServer> probes_;
+    std::atomic<bool> stopping_{false};
     std::unique_ptr<UeventMonitor> uevents_;
     std::unique_ptr<DirectoryWatch> pluginDirWatch_;
     std::map<std::string, std::unique_ptr<DirectoryWatch>> devWatches_;
     std::vector<std::unique_ptr<SignalWatcher>> signals_;
-    std::map<std::string, Resource> advertised_;
-    std::set<std::string> loggedRepairs_;
 };
 
 } // namespace

@@ -18,6 +18,7 @@ struct CommonOptions {
 struct ServeOptions {
     std::string udevSource = "kernel"; // kernel | udev
     int ueventBufferBytes = 16 * 1024 * 1024;
+    int probePort = 8081; // gRPC health service for Kubernetes probes; 0 disables it
 };
 
 } // namespace kvgpu

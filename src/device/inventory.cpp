@@ -1,5 +1,6 @@
 #include "device/inventory.h"
 
+#include "base/strings.h"
 #include "device/node_reader.h"
 
 #include <algorithm>
@@ -49,133 +50,238 @@ namespace {
 
 const char *kindName(DeviceKind kind) { return kind == DeviceKind::Vgpu ? "vGPU" : "passthrough"; }
 
-class Deriver {
-public:
-    Deriver(const NodeObservation &node, PciNameSource &names) : node_(node), names_(names) {}
+void advertise(DerivedDevice &out, const NamedResource &name, DeviceKind kind, AdvertisedDevice device,
+               const NodeObservation &node)
+{
+    judgeHealth(node, device);
+    out.kind = kind;
+    out.resource = name.name;
+    out.repair = name.repair;
+    out.row.resource = name.name;
+    out.row.health = device.healthy ? kHealthy : kUnhealthy;
+    out.row.reason = device.healthReason;
+    out.device = std::move(device);
+}
 
-    Inventory run()
-    {
-        for (const auto &[address, f] : node_.functions)
-            addFunction(f);
-        for (const auto &[address, f] : node_.unreadableFunctions)
-            addUnreadableFunction(f, node_.problems.at(address));
-        std::sort(out_.rows.begin(), out_.rows.end(),
-                  [](const DeviceRow &a, const DeviceRow &b) { return a.id < b.id; });
-        std::vector<DeviceRow> mdevRows;
-        for (const auto &[uuid, m] : node_.mdevs)
-            mdevRows.push_back(mdevRow(m));
-        for (const auto &[id, problem] : node_.problems) {
-            if (!node_.unreadableFunctions.contains(id))
-                mdevRows.push_back(DeviceRow{.id = id, .kind = "mdev", .deviceClass = "vgpu", .reason = problem});
-        }
-        std::sort(mdevRows.begin(), mdevRows.end(),
-                  [](const DeviceRow &a, const DeviceRow &b) { return a.id < b.id; });
-        out_.rows.insert(out_.rows.end(), mdevRows.begin(), mdevRows.end());
-        for (auto &[name, resource] : out_.resources)
-            std::sort(resource.devices.begin(), resource.devices.end(),
-                      [](const AdvertisedDevice &a, const AdvertisedDevice &b) { return a.id < b.id; });
-        return std::move(out_);
-    }
-
-private:
-    void addFunction(const PciFunction &f)
-    {
-        DeviceRow row{
-            .id = f.address,
-            .kind = "pci",
-            .ids = pciIds(f.vendor, f.device),
-            .model = names_.deviceName(f.vendor, f.device).value_or(""),
-            .driver = f.driver,
-            .deviceClass = classLabel(f.classCode),
-            .iommuGroup = f.iommuGroup,
-            .numaNode = f.numaNode,
-        };
-        if (!isVfioDriver(f.driver)) {
-            row.reason = f.driver.empty() ? std::string("not bound to any driver")
-                                          : fmt::format("bound to {}, not vfio-pci", f.driver);
-            if (!f.mdevTypes.empty())
-                row.reason += fmt::format(" (vGPU parent: {} types)", f.mdevTypes.size());
-        } else if (!isAdvertisedClass(f.classCode)) {
-            row.reason = f.iommuGroup >= 0
-                             ? fmt::format("{} function: travels with IOMMU group {}", row.deviceClass,
-                                           f.iommuGroup)
-                             : fmt::format("{} function: {}", row.deviceClass, f.iommuGroupProblem);
-        } else if (f.iommuGroup < 0) {
-            row.reason = fmt::format("cannot read iommu_group: {}", f.iommuGroupProblem);
-        } else {
-            NamedResource name = passthroughResourceName(f, names_);
-            AdvertisedDevice device{
-                .id = f.address,
-                .numaNode = f.numaNode,
-                .iommuGroup = f.iommuGroup,
-                .pciePath = f.pciePath,
-            };
-            advertise(name, DeviceKind::Passthrough, std::move(device), row);
-        }
-        out_.rows.push_back(std::move(row));
-    }
-
-    void addUnreadableFunction(const PciFunction &f, const std::string &problem)
-    {
-        out_.rows.push_back(DeviceRow{
-            .id = f.address,
-            .kind = "pci",
-            .ids = f.device ? pciIds(f.vendor, f.device) : std::string(),
-            .deviceClass = f.classCode ? classLabel(f.classCode) : std::string(),
-            .reason = problem,
-        });
-    }
-
-    DeviceRow mdevRow(const Mdev &m)
-    {
-        DeviceRow row{
-            .id = m.uuid,
-            .kind = "mdev",
-            .ids = m.typeId,
-            .model = m.typeName,
-            .driver = m.driver,
-            .deviceClass = "vgpu",
-            .iommuGroup = m.iommuGroup,
-            .numaNode = m.numaNode,
-        };
-        if (m.parentVendor != kNvidiaVendorId) {
-            row.reason = fmt::format("parent {} is not an NVIDIA device (vendor {:04x})", m.parentAddress,
-                                     m.parentVendor);
-            return row;
-        }
-        AdvertisedDevice device{
-            .id = m.uuid,
-            .numaNode = m.numaNode,
-            .iommuGroup = m.iommuGroup,
-            .pciePath = m.pciePath,
-        };
-        advertise(vgpuResourceName(m), DeviceKind::Vgpu, std::move(device), row);
-        return row;
-    }
-
-    void advertise(const NamedResource &name, DeviceKind kind, AdvertisedDevice device, DeviceRow &row)
-    {
-        auto [it, inserted] = out_.resources.try_emplace(name.name, Resource{name.name, kind, {}});
-        if (!inserted && it->second.kind != kind) {
-            row.reason = fmt::format("resource name {} is already used by {} devices", name.name,
-                                     kindName(it->second.kind));
-            return;
-        }
-        if (!name.repair.empty())
-            out_.nameRepairs[name.name] = name.repair;
-        judgeHealth(node_, device);
-        row.resource = name.name;
-        row.health = device.healthy ? kHealthy : kUnhealthy;
-        row.reason = device.healthReason;
-        it->second.devices.push_back(std::move(device));
-    }
-
-    const NodeObservation &node_;
-    PciNameSource &names_;
-    Inventory out_;
-};
+bool rowOrder(const DeviceRow &a, const DeviceRow &b)
+{
+    // PCI functions first, by address; then mdevs, by UUID.
+    return std::make_pair(a.kind == "mdev", a.id) < std::make_pair(b.kind == "mdev", b.id);
+}
 
 } // namespace
+
+DerivedDevice deriveFunction(const PciFunction &f, const NodeObservation &node, PciNameSource &names)
+{
+    DerivedDevice out;
+    DeviceRow &row = out.row;
+    row = DeviceRow{
+        .id = f.address,
+        .kind = "pci",
+        .ids = pciIds(f.vendor, f.device),
+        .model = names.deviceName(f.vendor, f.device).value_or(""),
+        .driver = f.driver,
+        .deviceClass = classLabel(f.classCode),
+        .iommuGroup = f.iommuGroup,
+        .numaNode = f.numaNode,
+    };
+    if (!isVfioDriver(f.driver)) {
+        row.reason = f.driver.empty() ? std::string("not bound to any driver")
+                                      : fmt::format("bound to {}, not vfio-pci", f.driver);
+        if (!f.mdevTypes.empty())
+            row.reason += fmt::format(" (vGPU parent: {} types)", f.mdevTypes.size());
+    } else if (!isAdvertisedClass(f.classCode)) {
+        row.reason = f.iommuGroup >= 0
+                         ? fmt::format("{} function: travels with IOMMU group {}", row.deviceClass, f.iommuGroup)
+                         : fmt::format("{} function: {}", row.deviceClass, f.iommuGroupProblem);
+    } else if (f.iommuGroup < 0) {
+        row.reason = fmt::format("cannot read iommu_group: {}", f.iommuGroupProblem);
+    } else {
+        advertise(out, passthroughResourceName(f, names), DeviceKind::Passthrough,
+                  AdvertisedDevice{.id = f.address, .numaNode = f.numaNode, .iommuGroup = f.iommuGroup,
+                                   .pciePath = f.pciePath},
+                  node);
+    }
+    return out;
+}
+
+DerivedDevice deriveUnreadableFunction(const PciFunction &f, const std::string &problem)
+{
+    DerivedDevice out;
+    out.row = DeviceRow{
+        .id = f.address,
+        .kind = "pci",
+        .ids = f.device ? pciIds(f.vendor, f.device) : std::string(),
+        .deviceClass = f.classCode ? classLabel(f.classCode) : std::string(),
+        .reason = problem,
+    };
+    return out;
+}
+
+DerivedDevice deriveMdev(const Mdev &m, const NodeObservation &node)
+{
+    DerivedDevice out;
+    out.kind = DeviceKind::Vgpu;
+    DeviceRow &row = out.row;
+    row = DeviceRow{
+        .id = m.uuid,
+        .kind = "mdev",
+        .ids = m.typeId,
+        .model = m.typeName,
+        .driver = m.driver,
+        .deviceClass = "vgpu",
+        .iommuGroup = m.iommuGroup,
+        .numaNode = m.numaNode,
+    };
+    if (m.parentVendor != kNvidiaVendorId) {
+        row.reason = fmt::format("parent {} is not an NVIDIA device (vendor {:04x})", m.parentAddress, m.parentVendor);
+    } else if (m.driver.empty()) {
+        row.reason = "not bound to a vGPU driver yet";
+    } else if (NamedResource name = vgpuResourceName(m); name.name == resourceName("")) {
+        // Neither the type's name nor its id has a character a resource name may hold.
+        row.reason = fmt::format("vGPU type {} has no name usable as a resource name", quoteIfNeeded(m.typeId));
+    } else {
+        advertise(out, name, DeviceKind::Vgpu,
+                  AdvertisedDevice{.id = m.uuid, .numaNode = m.numaNode, .iommuGroup = m.iommuGroup,
+                                   .pciePath = m.pciePath},
+                  node);
+    }
+    return out;
+}
+
+DerivedDevice deriveUnreadableMdev(const std::string &uuid, const std::string &problem)
+{
+    DerivedDevice out;
+    out.kind = DeviceKind::Vgpu;
+    out.row = DeviceRow{.id = uuid, .kind = "mdev", .deviceClass = "vgpu", .reason = problem};
+    return out;
+}
+
+std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const std::string &id, PciNameSource &names)
+{
+    if (auto f = node.functions.find(id); f != node.functions.end())
+        return deriveFunction(f->second, node, names);
+    if (auto m = node.mdevs.find(id); m != node.mdevs.end())
+        return deriveMdev(m->second, node);
+    if (auto p = node.problems.find(id); p != node.problems.end()) {
+        if (auto u = node.unreadableFunctions.find(id); u != node.unreadableFunctions.end())
+            return deriveUnreadableFunction(u->second, p->second);
+        return deriveUnreadableMdev(id, p->second);
+    }
+    return std::nullopt;
+}
+
+void DeviceIndex::set(const std::string &id, std::optional<DerivedDevice> derived)
+{
+    const AdvertisedDevice *before = nullptr;
+    std::string beforeResource;
+    auto old = devices_.find(id);
+    if (old != devices_.end() && !old->second.resource.empty()) {
+        beforeResource = old->second.resource;
+        before = &resources_.at(beforeResource).devices.at(id);
+    }
+
+    if (derived && !derived->resource.empty()) {
+        auto [it, inserted] = resources_.try_emplace(derived->resource, ResourceState{derived->kind, {}});
+        if (it->second.kind != derived->kind) {
+            // Resource names are unique per kind; the first kind to claim one keeps it.
+            derived->row.reason = fmt::format("resource name {} is already used by {} devices", derived->resource,
+                                              kindName(it->second.kind));
+            derived->row.resource.clear();
+            derived->row.health.clear();
+            derived->resource.clear();
+        }
+    }
+    const std::string afterResource = derived ? derived->resource : std::string();
+
+    // Changes are worked out before the old entry goes away.
+    if (before && afterResource != beforeResource) {
+        changes_.push_back(Change{Change::Kind::Withdrawn, id, beforeResource});
+    }
+    if (!afterResource.empty()) {
+        const AdvertisedDevice &now = derived->device;
+        if (!before || afterResource != beforeResource) {
+            Change change{Change::Kind::Advertised, id, afterResource, now.healthy, now.healthReason};
+            if (!derived->repair.empty() && repairs_.emplace(afterResource, derived->repair).second)
+                change.repair = derived->repair;
+            changes_.push_back(std::move(change));
+        } else if (before->healthy != now.healthy) {
+            changes_.push_back(Change{Change::Kind::HealthChanged, id, afterResource, now.healthy, now.healthReason});
+        }
+    }
+
+    if (before) {
+        if (!(afterResource == beforeResource && *before == derived->device))
+            touched_.insert(beforeResource);
+        groups_[before->iommuGroup].erase(id);
+        resources_.at(beforeResource).devices.erase(id);
+    }
+    if (!afterResource.empty()) {
+        resources_.at(afterResource).devices[id] = derived->device;
+        groups_[derived->device.iommuGroup].insert(id);
+        if (!before || afterResource != beforeResource)
+            touched_.insert(afterResource);
+    }
+    if (derived)
+        devices_[id] = std::move(*derived);
+    else if (old != devices_.end())
+        devices_.erase(old);
+}
+
+Resource DeviceIndex::resource(const std::string &name) const
+{
+    const ResourceState &state = resources_.at(name);
+    Resource out{name, state.kind, {}};
+    out.devices.reserve(state.devices.size());
+    for (const auto &[id, device] : state.devices)
+        out.devices.push_back(device);
+    return out;
+}
+
+std::map<std::string, Resource> DeviceIndex::takeChangedResources()
+{
+    std::map<std::string, Resource> out;
+    for (const std::string &name : touched_)
+        out.emplace(name, resource(name));
+    touched_.clear();
+    return out;
+}
+
+std::vector<DeviceIndex::Change> DeviceIndex::takeChanges()
+{
+    std::vector<Change> out;
+    out.swap(changes_);
+    return out;
+}
+
+std::vector<std::string> DeviceIndex::idsInGroup(int group) const
+{
+    auto it = groups_.find(group);
+    return it == groups_.end() ? std::vector<std::string>{} : std::vector<std::string>(it->second.begin(), it->second.end());
+}
+
+std::vector<std::string> DeviceIndex::ids() const
+{
+    std::vector<std::string> out;
+    for (const auto &[id, device] : devices_)
+        out.push_back(id);
+    return out;
+}
+
+Inventory DeviceIndex::inventory() const
+{
+    Inventory out;
+    for (const auto &[name, state] : resources_)
+        if (!state.devices.empty())
+            out.resources.emplace(name, resource(name));
+    for (const auto &[id, derived] : devices_)
+        out.rows.push_back(derived.row);
+    std::sort(out.rows.begin(), out.rows.end(), rowOrder);
+    for (const auto &[name, repair] : repairs_)
+        if (out.resources.contains(name))
+            out.nameRepairs.emplace(name, repair);
+    return out;
+}
 
 std::string classLabel(std::uint32_t classCode)
 {
@@ -201,7 +307,17 @@ bool isAdvertisedClass(std::uint32_t classCode)
 
 Inventory deriveInventory(const NodeObservation &node, PciNameSource &names)
 {
-    return Deriver(node, names).run();
+    DeviceIndex index;
+    for (const auto &[address, f] : node.functions)
+        index.set(address, deriveFunction(f, node, names));
+    for (const auto &[address, f] : node.unreadableFunctions)
+        index.set(address, deriveUnreadableFunction(f, node.problems.at(address)));
+    for (const auto &[uuid, m] : node.mdevs)
+        index.set(uuid, deriveMdev(m, node));
+    for (const auto &[id, problem] : node.problems)
+        if (!node.unreadableFunctions.contains(id))
+            index.set(id, deriveUnreadableMdev(id, problem));
+    return index.inventory();
 }
 
 } // namespace kvgpu

@@ -12,6 +12,8 @@
 #include "device/resource_naming.h"
 
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,68 @@ struct Inventory {
     std::map<std::string, Resource> resources; // by name
     std::vector<DeviceRow> rows;               // sorted: PCI functions by address, then mdevs by UUID
     std::map<std::string, std::string> nameRepairs; // resource name -> what was repaired
+};
+
+// What one device amounts to: its `list` row and, when advertised, the
+// resource and the device as ListAndWatch shows it.
+struct DerivedDevice {
+    DeviceRow row;
+    DeviceKind kind = DeviceKind::Passthrough;
+    std::string resource; // empty when not advertised
+    std::string repair;   // what repairing the resource name changed, if anything
+    AdvertisedDevice device;
+};
+
+DerivedDevice deriveFunction(const PciFunction &function, const NodeObservation &node, PciNameSource &names);
+DerivedDevice deriveUnreadableFunction(const PciFunction &function, const std::string &problem);
+DerivedDevice deriveMdev(const Mdev &mdev, const NodeObservation &node);
+DerivedDevice deriveUnreadableMdev(const std::string &uuid, const std::string &problem);
+
+// The derivation of one device of `node` by id: nullopt when the node has no
+// such NVIDIA function or mdev.
+std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const std::string &id, PciNameSource &names);
+
+// What is advertised, kept up to date one device at a time. Replacing a
+// device touches only the resources it left and joined, so the cost of an
+// event does not grow with the size of the node.
+//
+// Thread safety: thread-compatible (the registry keeps it on the loop thread).
+class DeviceIndex {
+public:
+    struct Change {
+        enum class Kind { Advertised, Withdrawn, HealthChanged };
+        Kind kind;
+        std::string id;
+        std::string resource;
+        bool healthy = true;
+        std::string reason; // health reason
+        std::string repair; // name repair, on the first device of a repaired name
+    };
+
+    // Replaces what is known of device `id`; nullopt forgets it.
+    void set(const std::string &id, std::optional<DerivedDevice> derived);
+
+    // Resources whose device list changed since the last call, each built in full.
+    std::map<std::string, Resource> takeChangedResources();
+    std::vector<Change> takeChanges();
+
+    // Advertised devices in an IOMMU group (health depends on its node).
+    std::vector<std::string> idsInGroup(int group) const;
+    std::vector<std::string> ids() const;
+    Resource resource(const std::string &name) const;
+    Inventory inventory() const;
+
+private:
+    struct ResourceState {
+        DeviceKind kind;
+        std::map<std::string, AdvertisedDevice> devices;
+    };
+    std::map<std::string, DerivedDevice> devices_;
+    std::map<std::string, ResourceState> resources_; // names stay once seen: an emptied resource lists nothing
+    std::map<int, std::set<std::string>> groups_;
+    std::map<std::string, std::string> repairs_;
+    std::set<std::string> touched_;
+    std::vector<Change> changes_;
 };
 
 // A short human label for a PCI class code ("display", "3D controller",

@@ -40,6 +40,14 @@ std::string vfioDeviceOf(const SysfsTree &sysfs, const std::string &dir)
     return {};
 }
 
+// A device is named by one entry of its bus directory. A name that walks the
+// tree ("./x", "../devices/x") would reach a device under a second name, which
+// would then be advertised, and could be allocated, twice.
+bool isEntryName(std::string_view name)
+{
+    return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos;
+}
+
 std::string driverOf(const SysfsTree &sysfs, const std::string &dir)
 {
     Result<std::string> link = sysfs.readLink(dir + "/driver");
@@ -73,7 +81,7 @@ PciObservation observePciFunction(const SysfsTree &sysfs, std::string_view addre
     PciFunction &f = out.function;
     f.address = std::string(address);
 
-    Result<std::string> link = sysfs.readLink(dir);
+    Result<std::string> link = isEntryName(address) ? sysfs.readLink(dir) : Error{"not a device name"};
     if (!link)
         return out; // Absent: no such function (any more).
 
@@ -144,7 +152,7 @@ MdevObservation observeMdev(const SysfsTree &sysfs, std::string_view uuid)
     Mdev &m = out.mdev;
     m.uuid = std::string(uuid);
 
-    Result<std::string> link = sysfs.readLink(dir);
+    Result<std::string> link = isEntryName(uuid) ? sysfs.readLink(dir) : Error{"not a device name"};
     if (!link)
         return out; // Absent.
 
@@ -177,6 +185,21 @@ MdevObservation observeMdev(const SysfsTree &sysfs, std::string_view uuid)
         m.typeName = std::string(trim(*name));
     }
 
+    if (sysfs.exists(parentDir + "/numa_node")) {
+        Result<int> numa = readParsed(sysfs, parentDir + "/numa_node", parseNumaNode);
+        if (!numa)
+            return unreadable(numa.error());
+        m.numaNode = *numa;
+    }
+
+    // The kernel adds an mdev first and binds its driver after; the driver's
+    // probe is what creates the IOMMU group. Until then the mdev is simply not
+    // ready, which is not a problem worth a warning.
+    m.driver = driverOf(sysfs, dir);
+    if (m.driver.empty()) {
+        out.state = MdevObservation::State::Present;
+        return out;
+    }
     Result<std::string> group = sysfs.readLink(dir + "/iommu_group");
     if (!group)
         return unreadable(group.error());
@@ -184,14 +207,6 @@ MdevObservation observeMdev(const SysfsTree &sysfs, std::string_view uuid)
     if (!n)
         return unreadable(fmt::format("{}/iommu_group: {}", sysfs.path(dir), n.error()));
     m.iommuGroup = *n;
-
-    if (sysfs.exists(parentDir + "/numa_node")) {
-        Result<int> numa = readParsed(sysfs, parentDir + "/numa_node", parseNumaNode);
-        if (!numa)
-            return unreadable(numa.error());
-        m.numaNode = *numa;
-    }
-    m.driver = driverOf(sysfs, dir);
     m.vfioDevice = vfioDeviceOf(sysfs, dir);
     out.state = MdevObservation::State::Present;
     return out;

@@ -27,7 +27,9 @@ std::string formatMessage(const char *format, va_list args)
     return buffer;
 }
 
-[[noreturn]] void onLibpciError(char *format, ...)
+// GNU noreturn rather than [[noreturn]]: it is part of the function's type, which
+// is what pci_access::error is declared with (clang refuses the assignment otherwise).
+__attribute__((noreturn)) void onLibpciError(char *format, ...)
 {
     {
         // Scoped so that no C++ object is alive when longjmp leaves this frame.

@@ -2,6 +2,8 @@
 
 #include "device/sysfs_parse.h"
 
+#include <set>
+
 namespace kvgpu {
 
 DeviceRegistry::DeviceRegistry(SysfsTree sysfs, DevTree dev, PciNameSource &names)
@@ -9,42 +11,59 @@ DeviceRegistry::DeviceRegistry(SysfsTree sysfs, DevTree dev, PciNameSource &name
 {
 }
 
+void DeviceRegistry::rederive(const std::string &id)
+{
+    index_.set(id, deriveDevice(node_, id, names_));
+}
+
 void DeviceRegistry::rescan()
 {
     node_ = scanNode(sysfs_, dev_);
-    dirty_ = true;
+    std::vector<std::string> known = index_.ids();
+    std::set<std::string> ids(known.begin(), known.end());
+    for (const auto &[id, f] : node_.functions)
+        ids.insert(id);
+    for (const auto &[id, m] : node_.mdevs)
+        ids.insert(id);
+    for (const auto &[id, problem] : node_.problems)
+        ids.insert(id);
+    for (const std::string &id : ids)
+        rederive(id);
 }
 
 void DeviceRegistry::reconcilePciFunction(const std::string &address)
 {
     node_.apply(observePciFunction(sysfs_, address), address);
+    rederive(address);
     // mdevs live under their parent: when the parent changes they may have
     // appeared or gone without an event of their own reaching us yet.
-    std::vector<std::string> children;
+    std::set<std::string> children;
     for (const auto &[uuid, mdev] : node_.mdevs)
         if (mdev.parentAddress == address)
-            children.push_back(uuid);
+            children.insert(uuid);
     if (Result<std::vector<std::string>> entries = sysfs_.listDir("bus/pci/devices/" + address)) {
         for (const std::string &name : *entries)
             if (isUuid(name))
-                children.push_back(name);
+                children.insert(name);
     }
-    for (const std::string &uuid : children)
+    for (const std::string &uuid : children) {
         node_.apply(observeMdev(sysfs_, uuid), uuid);
-    dirty_ = true;
+        rederive(uuid);
+    }
 }
 
 void DeviceRegistry::reconcileMdev(const std::string &uuid)
 {
     node_.apply(observeMdev(sysfs_, uuid), uuid);
-    dirty_ = true;
+    rederive(uuid);
 }
 
 void DeviceRegistry::reconcileDevNodes()
 {
     node_.vfioGroupNodes = observeVfioGroupNodes(dev_);
     node_.iommufd = dev_.hasIommufd();
-    dirty_ = true;
+    for (const std::string &id : index_.ids())
+        rederive(id);
 }
 
 void DeviceRegistry::reconcileVfioNode(int group)
@@ -53,16 +72,8 @@ void DeviceRegistry::reconcileVfioNode(int group)
         node_.vfioGroupNodes.insert(group);
     else
         node_.vfioGroupNodes.erase(group);
-    dirty_ = true;
-}
-
-const Inventory &DeviceRegistry::inventory()
-{
-    if (dirty_) {
-        inventory_ = deriveInventory(node_, names_);
-        dirty_ = false;
-    }
-    return inventory_;
+    for (const std::string &id : index_.idsInGroup(group))
+        rederive(id);
 }
 
 } // namespace kvgpu

@@ -1,8 +1,9 @@
 // The in-memory device registry: what has been observed on the node, kept up
-// to date one device at a time, and the inventory derived from it.
+// to date one device at a time, and what is advertised, derived from it.
 //
 // Every event names what it touches and the registry re-reads exactly that
-// (a PCI function with its mdev children, an mdev, a VFIO node). Re-reading is
+// (a PCI function with its mdev children, an mdev, a VFIO node) and re-derives
+// exactly the devices whose verdict can depend on it. Re-reading is
 // idempotent, so add, change, bind, unbind and remove all take the same path:
 // observations in, advertised state out.
 //
@@ -14,7 +15,9 @@
 #include "device/node_reader.h"
 #include "device/pci_names.h"
 
+#include <map>
 #include <string>
+#include <vector>
 
 namespace kvgpu {
 
@@ -22,30 +25,31 @@ class DeviceRegistry {
 public:
     DeviceRegistry(SysfsTree sysfs, DevTree dev, PciNameSource &names);
 
+    // Reads everything again; only what differs from before is reported.
     void rescan();
     // Re-reads the function and every mdev observed or present under it.
     void reconcilePciFunction(const std::string &address);
     void reconcileMdev(const std::string &uuid);
-    // Re-reads the VFIO group nodes and whether /dev/iommu exists.
+    // Re-reads every VFIO group node and whether /dev/iommu exists.
     void reconcileDevNodes();
     void reconcileVfioNode(int group);
 
-    const NodeObservation &observation() const { return node_; }
-    // Derived on demand after any change.
-    const Inventory &inventory();
-    // Whether anything was re-read since inventory() last derived.
-    bool changed() const { return dirty_; }
+    // What changed since the last call: resources whose lists differ (in full),
+    // and one entry per device that was advertised, withdrawn or changed health.
+    std::map<std::string, Resource> takeChangedResources() { return index_.takeChangedResources(); }
+    std::vector<DeviceIndex::Change> takeChanges() { return index_.takeChanges(); }
 
-    const SysfsTree &sysfs() const { return sysfs_; }
-    const DevTree &dev() const { return dev_; }
+    const NodeObservation &observation() const { return node_; }
+    Inventory inventory() const { return index_.inventory(); }
 
 private:
+    void rederive(const std::string &id);
+
     SysfsTree sysfs_;
     DevTree dev_;
     PciNameSource &names_;
     NodeObservation node_;
-    Inventory inventory_;
-    bool dirty_ = true;
+    DeviceIndex index_;
 };
 
 } // namespace kvgpu

@@ -32,16 +32,14 @@ std::optional<PluginManager::KubeletId> PluginManager::currentKubelet() const
     return KubeletId{st.st_dev, st.st_ino};
 }
 
-void PluginManager::update(const std::map<std::string, Resource> &resources)
+void PluginManager::update(const std::map<std::string, Resource> &changed)
 {
     if (shutDown_)
         return;
-    for (const auto &[name, resource] : resources) {
+    for (const auto &[name, resource] : changed) {
         auto snapshot = std::make_shared<const Resource>(resource);
         auto it = entries_.find(name);
         if (it != entries_.end()) {
-            if (*it->second.resource == resource)
-                continue;
             it->second.resource = snapshot;
             if (it->second.server)
                 it->second.server->service().publish(snapshot);
@@ -54,15 +52,6 @@ void PluginManager::update(const std::map<std::string, Resource> &resources)
         entry.retry = std::make_unique<Timer>(loop_);
         log::info("new resource", {{"resource", name}, {"devices", std::to_string(resource.devices.size())}});
         reconnect(entry, "new resource");
-    }
-    // Resources that lost their last device stay registered with an empty list.
-    for (auto &[name, entry] : entries_) {
-        if (resources.contains(name) || entry.resource->devices.empty())
-            continue;
-        auto empty = std::make_shared<const Resource>(Resource{name, entry.resource->kind, {}});
-        entry.resource = empty;
-        if (entry.server)
-            entry.server->service().publish(empty);
     }
 }
 

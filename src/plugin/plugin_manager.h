@@ -37,10 +37,11 @@ public:
     PluginManager(const PluginManager &) = delete;
     PluginManager &operator=(const PluginManager &) = delete;
 
-    // Makes the servers match `resources`: new ones start and register,
-    // changed ones publish. A resource that lost its last device keeps serving
-    // an empty list (capacity 0) rather than vanishing from the node.
-    void update(const std::map<std::string, Resource> &resources);
+    // Takes the resources whose lists changed: new ones start a server and
+    // register, known ones publish. A resource that lost its last device comes
+    // with an empty list and keeps serving it (capacity 0) rather than
+    // vanishing from the node.
+    void update(const std::map<std::string, Resource> &changed);
 
     // kubelet.sock was created: a kubelet (re)started. Registers every
     // resource that is not registered with this kubelet instance yet.

@@ -70,7 +70,7 @@ public:
     {
         std::vector<std::string> f = {"--sysfs-root", node->sysfsRoot(), "--dev-root", node->devRoot(),
                                       "--plugin-dir", pluginDir(), "--pci-ids", files.path("pci.ids"),
-                                      "--log-level", "debug"};
+                                      "--log-level", "debug", "--probe-port", "0"};
         f.insert(f.end(), extra.begin(), extra.end());
         return f;
     }

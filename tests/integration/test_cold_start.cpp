@@ -3,6 +3,7 @@
 // one, and answers Allocate and GetPreferredAllocation exactly as KubeVirt
 // needs.
 #include "api.pb.h"
+#include "health.grpc.pb.h"
 #include "daemon_process.h"
 #include "temp_tree.h"
 #include "test_kubelet.h"
@@ -11,7 +12,11 @@
 
 #include <csignal>
 #include <filesystem>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using kvgpu::test::DaemonProcess;
@@ -70,13 +75,44 @@ struct Node {
         return {"--sysfs-root", sys.root(), "--dev-root", dev.root(), "--plugin-dir", plugins.root(),
                 "--pci-ids", files.path("pci.ids"), "--log-level", "debug"};
     }
-    std::unique_ptr<DaemonProcess> startPlugin()
+    std::unique_ptr<DaemonProcess> startPlugin(int probePort = 0)
     {
-        return std::make_unique<DaemonProcess>(kvgpu::test::pluginBinary(), flags(), files.path("plugin.log"));
+        std::vector<std::string> f = flags();
+        f.push_back("--probe-port=" + std::to_string(probePort));
+        return std::make_unique<DaemonProcess>(kvgpu::test::pluginBinary(), f, files.path("plugin.log"));
     }
 };
 
 using Devices = std::vector<TestKubelet::Device>;
+
+int freeTcpPort()
+{
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr *>(&address), sizeof address);
+    socklen_t length = sizeof address;
+    ::getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length);
+    ::close(fd);
+    return ntohs(address.sin_port);
+}
+
+// What a Kubernetes gRPC probe would get.
+std::string probe(int port, const std::string &service)
+{
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+    auto stub = grpc::health::v1::Health::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 3s);
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status = stub->Check(&context, request, &response);
+    if (!status.ok())
+        return "error: " + status.error_message();
+    return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+}
 
 bool hasAll(const TestKubelet &k, std::initializer_list<std::string> resources)
 {
@@ -189,8 +225,12 @@ TEST_CASE("cold start: the kubelet receives exactly the node's resources, device
 TEST_CASE("a kubelet that appears two seconds after the plugin still gets every registration")
 {
     Node node;
-    auto plugin = node.startPlugin();
+    int port = freeTcpPort();
+    auto plugin = node.startPlugin(port);
     REQUIRE(plugin->waitForLog("waiting for the kubelet", 5s));
+    // Alive, but not ready: nothing is registered yet.
+    CHECK(probe(port, "liveness") == "SERVING");
+    CHECK(probe(port, "readiness") == "NOT_SERVING");
     std::this_thread::sleep_for(2s);
     CHECK(plugin->running());
 
@@ -198,6 +238,7 @@ TEST_CASE("a kubelet that appears two seconds after the plugin still gets every 
     kubelet.start();
     CHECK(kubelet.waitFor([](const TestKubelet &k) { return hasAll(k, {kA100, kT4, kUnknown, k1Q, k2Q}); }, 5s));
     CHECK(kubelet.registrations().size() == 5);
+    CHECK(kubelet.waitFor([&](const TestKubelet &) { return probe(port, "readiness") == "SERVING"; }, 5s));
     // Sockets were served all along; only registration waited.
     CHECK(*kubelet.latest(kT4) == Devices{{"0000:65:00.0", "Healthy", {}}});
 }

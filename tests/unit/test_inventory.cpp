@@ -136,6 +136,9 @@ TEST_CASE("vGPUs are grouped by type name; a nameless type uses its id; foreign 
     Mdev foreign = vgpu("e", "i915-GVTg_V5_4", "", 105, "0000:00:02.0");
     foreign.parentVendor = 0x8086;
     node.mdevs["e"] = foreign;
+    Mdev unbound = vgpu("f", "nvidia-222", "GRID T4-1Q", -1);
+    unbound.driver.clear();
+    node.mdevs["f"] = unbound;
     node.vfioGroupNodes = {101, 102, 103, 104, 105};
     auto names = nvidiaNames();
 
@@ -146,6 +149,7 @@ TEST_CASE("vGPUs are grouped by type name; a nameless type uses its id; foreign 
     CHECK(inventory.resources.contains("nvidia.com/nvidia-224"));
     CHECK(inventory.resources.size() == 3);
     CHECK(row(inventory, "e").reason == "parent 0000:00:02.0 is not an NVIDIA device (vendor 8086)");
+    CHECK(row(inventory, "f").reason == "not bound to a vGPU driver yet");
 }
 
 TEST_CASE("invalid names are repaired and the repair is reported")

@@ -131,7 +131,16 @@ TEST_CASE("an mdev without a group or type is unreadable; without a name file it
     REQUIRE(nameless.state == MdevObservation::State::Present);
     CHECK(nameless.mdev.typeName.empty());
 
+    // Added but not bound yet (the driver's probe creates the group): not ready, not broken.
+    sys.remove(devicePath(parent) + "/22222222-2222-2222-2222-222222222222/driver");
     sys.remove(devicePath(parent) + "/22222222-2222-2222-2222-222222222222/iommu_group");
+    MdevObservation unbound = observeMdev(tree, "22222222-2222-2222-2222-222222222222");
+    REQUIRE(unbound.state == MdevObservation::State::Present);
+    CHECK(unbound.mdev.driver.empty());
+    CHECK(unbound.mdev.iommuGroup == -1);
+
+    sys.link(devicePath(parent) + "/22222222-2222-2222-2222-222222222222/driver",
+             "../../../../../bus/mdev/drivers/nvidia-vgpu-vfio");
     MdevObservation noGroup = observeMdev(tree, "22222222-2222-2222-2222-222222222222");
     CHECK(noGroup.state == MdevObservation::State::Unreadable);
     CHECK(noGroup.problem.find("iommu_group") != std::string::npos);

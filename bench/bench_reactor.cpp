@@ -1,0 +1,261 @@
+// Reactor benchmark: runs the plugin binary against a simulated node and the
+// test kubelet and prints how fast changes reach the kubelet, how fast the
+// plugin starts, how much memory it holds and how often its loop wakes up when
+// nothing happens. Not a pass/fail test: it prints a table (see README).
+#include "daemon_process.h"
+#include "sim_node.h"
+#include "temp_tree.h"
+#include "test_kubelet.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sys/stat.h>
+#include <thread>
+
+using namespace kvgpu::test;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char *kPciIds = "10de  NVIDIA Corporation\n"
+                      "\t1eb8  TU104GL [Tesla T4]\n"
+                      "\t20f1  GA100 [A100 PCIe 40GB]\n"
+                      "\t27b8  AD104GL [L4]\n";
+const std::string kA100 = "nvidia.com/GA100_A100_PCIE_40GB";
+const std::string kL4x1Q = "nvidia.com/NVIDIA_L4-1Q";
+
+// 16 passthrough GPUs (8 T4, 8 A100 over two NUMA nodes) and `parents` L4s
+// carrying vGPU types.
+std::string describeNode(int parents, int instancesPerType)
+{
+    std::string d;
+    for (int i = 0; i < 16; ++i) {
+        int bus = 0x10 + i;
+        d += fmt::format("gpu 0000:{:02x}:00.0 id=10de:{} group={} numa={} parent=pci0000:{:02x}\n", bus,
+                         i < 8 ? "1eb8" : "20f1", 100 + i, i % 2, bus);
+    }
+    for (int p = 0; p < parents; ++p) {
+        int bus = 0x80 + p;
+        d += fmt::format("gpu 0000:{:02x}:00.0 id=10de:27b8 group={} numa={} driver=nvidia parent=pci0000:{:02x}\n",
+                         bus, 200 + p, p % 2, bus);
+        d += fmt::format("vgpu-type 0000:{:02x}:00.0 nvidia-592 name=\"NVIDIA L4-1Q\" instances={}\n", bus,
+                         instancesPerType);
+        d += fmt::format("vgpu-type 0000:{:02x}:00.0 nvidia-593 name=\"NVIDIA L4-2Q\" instances={}\n", bus,
+                         instancesPerType);
+    }
+    return d;
+}
+
+struct Stats {
+    std::vector<double> ms;
+    double pct(double p) const
+    {
+        if (ms.empty())
+            return 0;
+        std::vector<double> v = ms;
+        std::sort(v.begin(), v.end());
+        size_t i = std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size())));
+        return v[i];
+    }
+    double max() const { return ms.empty() ? 0 : *std::max_element(ms.begin(), ms.end()); }
+};
+
+double msSince(Clock::time_point t0, Clock::time_point t1)
+{
+    return std::chrono::duration<double, std::milli>(t1 - t0).count();
+}
+
+// Waits for the kubelet to read a message in which `id` of `resource` has `health`.
+class UpdateWaiter {
+public:
+    explicit UpdateWaiter(TestKubelet &kubelet)
+    {
+        kubelet.onUpdate([this](const std::string &resource, const TestKubelet::Update &update) {
+            std::lock_guard lock(mutex_);
+            if (resource != resource_ || seen_)
+                return;
+            for (const auto &d : update.devices)
+                if (d.id == id_ && d.health == health_) {
+                    seen_ = update.at;
+                    cv_.notify_all();
+                }
+        });
+    }
+    void expect(std::string resource, std::string id, std::string health)
+    {
+        std::lock_guard lock(mutex_);
+        resource_ = std::move(resource);
+        id_ = std::move(id);
+        health_ = std::move(health);
+        seen_.reset();
+    }
+    std::optional<Clock::time_point> wait(std::chrono::milliseconds timeout)
+    {
+        std::unique_lock lock(mutex_);
+        cv_.wait_for(lock, timeout, [&] { return seen_.has_value(); });
+        return seen_;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::string resource_, id_, health_;
+    std::optional<Clock::time_point> seen_;
+};
+
+long loopContextSwitches(pid_t pid)
+{
+    std::ifstream in(fmt::format("/proc/{}/task/{}/status", pid, pid));
+    std::string line;
+    long total = 0;
+    while (std::getline(in, line))
+        if (line.rfind("voluntary_ctxt_switches:", 0) == 0 || line.rfind("nonvoluntary_ctxt_switches:", 0) == 0)
+            total += std::stol(line.substr(line.find(':') + 1));
+    return total;
+}
+
+void row(const std::string &what, const std::string &value, const std::string &target)
+{
+    std::printf("%-58s %-36s %s\n", what.c_str(), value.c_str(), target.c_str());
+    std::fflush(stdout);
+}
+
+std::string latency(const Stats &s)
+{
+    return fmt::format("p50 {:.3f}  p99 {:.3f}  max {:.3f} ms", s.pct(50), s.pct(99), s.max());
+}
+
+void removeSockets(const std::string &dir)
+{
+    for (const auto &entry : std::filesystem::directory_iterator(dir))
+        if (entry.is_socket())
+            std::filesystem::remove(entry.path());
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    int hotAdds = 1000, healthFlips = 200, restarts = 20, vgpusAtStart = 1024, idleSeconds = 10;
+    CLI::App app{"Reactor benchmark: latency from node events to the kubelet, start-up, memory, idle wake-ups"};
+    app.add_option("--hot-adds", hotAdds, "vGPU hot-adds to time")->capture_default_str();
+    app.add_option("--health-flips", healthFlips, "/dev/vfio node deletions to time")->capture_default_str();
+    app.add_option("--restarts", restarts, "kubelet restarts to time")->capture_default_str();
+    app.add_option("--vgpus", vgpusAtStart, "vGPUs on the node for the start-up run")->capture_default_str();
+    app.add_option("--idle-seconds", idleSeconds, "idle period for counting loop wake-ups")->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+
+    TempTree files;
+    files.write("pci.ids", kPciIds);
+    files.mkdir("plugins");
+    const std::string pluginDir = files.path("plugins");
+
+    int parents = 8;
+    int perParent = (vgpusAtStart + parents - 1) / parents;
+    auto node = SimNode::fromDescription(describeNode(parents, perParent + hotAdds));
+    for (int i = 0; i < vgpusAtStart; ++i)
+        node->createVgpu(fmt::format("0000:{:02x}:00.0", 0x80 + i % parents), i % 2 ? "nvidia-593" : "nvidia-592");
+
+    TestKubelet kubelet(pluginDir);
+    kubelet.start();
+    std::vector<std::string> flags = {"--sysfs-root", node->sysfsRoot(), "--dev-root", node->devRoot(),
+                                      "--plugin-dir", pluginDir, "--pci-ids", files.path("pci.ids"),
+                                      "--log-level", "warn", "--probe-port", "0"};
+
+    std::printf("%-58s %-36s %s\n", "measurement", "result", "target");
+
+    // Start-up: fork → every resource's first complete list read by the kubelet.
+    const size_t expectedDevices = 16 + static_cast<size_t>(vgpusAtStart);
+    auto t0 = Clock::now();
+    DaemonProcess plugin(pluginBinary(), flags, files.path("plugin.log"));
+    bool complete = kubelet.waitFor(
+        [&](const TestKubelet &k) {
+            size_t n = 0;
+            for (const char *r : {"nvidia.com/TU104GL_TESLA_T4", "nvidia.com/GA100_A100_PCIE_40GB",
+                                  "nvidia.com/NVIDIA_L4-1Q", "nvidia.com/NVIDIA_L4-2Q"})
+                if (auto l = k.latest(r))
+                    n += l->size();
+            return n == expectedDevices;
+        },
+        30s);
+    auto t1 = Clock::now();
+    if (!complete) {
+        std::fprintf(stderr, "plugin never listed every device:\n%s\n", plugin.log().c_str());
+        return 1;
+    }
+    row(fmt::format("process start → full ListAndWatch ({} devices)", expectedDevices),
+        fmt::format("{:.1f} ms", msSince(t0, t1)), "≤ 100 ms");
+    std::this_thread::sleep_for(500ms);
+    row("RSS after start-up", fmt::format("{:.1f} MB", static_cast<double>(plugin.rssKiB()) / 1024.0), "≤ 20 MB");
+
+    long before = loopContextSwitches(plugin.pid());
+    std::this_thread::sleep_for(std::chrono::seconds(idleSeconds));
+    long after = loopContextSwitches(plugin.pid());
+    row(fmt::format("loop thread wake-ups in {} s idle", idleSeconds), std::to_string(after - before), "0");
+
+    UpdateWaiter waiter(kubelet);
+
+    // uevent → ListAndWatch: time from the create call (whose first act is the
+    // mdev add uevent) to the kubelet reading a list with the new vGPU healthy.
+    Stats hotAdd;
+    for (int i = 0; i < hotAdds; ++i) {
+        std::string uuid = fmt::format("{:08x}-0000-4000-8000-{:012x}", 0xbe000000u + static_cast<unsigned>(i), i);
+        waiter.expect(kL4x1Q, uuid, "Healthy");
+        auto start = Clock::now();
+        node->createVgpu("0000:80:00.0", "nvidia-592", uuid);
+        auto seen = waiter.wait(5s);
+        if (!seen) {
+            std::fprintf(stderr, "vGPU %s never reached the kubelet\n", uuid.c_str());
+            return 1;
+        }
+        hotAdd.ms.push_back(msSince(start, *seen));
+    }
+    row(fmt::format("vGPU create uevent → ListAndWatch read ({}x)", hotAdds), latency(hotAdd),
+        "p50 ≤ 0.5, p99 ≤ 2 ms");
+
+    // /dev/vfio node deleted → Unhealthy read, and re-created → Healthy read.
+    Stats unhealthy, healthy;
+    const int group = 108; // the first A100
+    const std::string a100 = "0000:18:00.0";
+    for (int i = 0; i < healthFlips; ++i) {
+        waiter.expect(kA100, a100, "Unhealthy");
+        auto start = Clock::now();
+        std::filesystem::remove(node->devRoot() + fmt::format("/vfio/{}", group));
+        auto seen = waiter.wait(5s);
+        if (!seen)
+            return std::fprintf(stderr, "Unhealthy never reached the kubelet\n"), 1;
+        unhealthy.ms.push_back(msSince(start, *seen));
+        waiter.expect(kA100, a100, "Healthy");
+        start = Clock::now();
+        std::ofstream(node->devRoot() + fmt::format("/vfio/{}", group)).close();
+        seen = waiter.wait(5s);
+        if (!seen)
+            return std::fprintf(stderr, "Healthy never reached the kubelet\n"), 1;
+        healthy.ms.push_back(msSince(start, *seen));
+    }
+    row(fmt::format("/dev/vfio/N deleted → Unhealthy read ({}x)", healthFlips), latency(unhealthy), "");
+    row(fmt::format("/dev/vfio/N re-created → Healthy read ({}x)", healthFlips), latency(healthy), "");
+
+    // kubelet.sock re-created → every resource registered again.
+    Stats reregister;
+    for (int i = 0; i < restarts; ++i) {
+        kubelet.stop();
+        removeSockets(pluginDir);
+        size_t count = kubelet.registrations().size();
+        auto start = Clock::now();
+        kubelet.start();
+        if (!kubelet.waitFor([&](const TestKubelet &k) { return k.registrations().size() >= count + 4; }, 10s))
+            return std::fprintf(stderr, "re-registration incomplete:\n%s\n", plugin.log().c_str()), 1;
+        reregister.ms.push_back(msSince(start, kubelet.registrations().back().at));
+    }
+    row(fmt::format("kubelet.sock created → all 4 registrations ({}x)", restarts), latency(reregister), "");
+    return 0;
+}

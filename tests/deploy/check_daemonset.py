@@ -1,0 +1,251 @@
+#!/usr/bin/python3
+"""The DaemonSet in manifests/ is what a real cluster needs, least-privileged,
+and consistent with the binary: every flag it passes exists, and the host
+paths those flags point at are mounted."""
+
+import os
+import re
+import tempfile
+
+from deploy_common import (Findings, check_parses, load_documents, meson_project, objects_of_kind, plugin_binary,
+                           run, source_path, yaml_files)
+
+KUBELET_PLUGIN_DIR = "/var/lib/kubelet/device-plugins"
+HOST_VFIO_DIR = "/dev/vfio"
+
+f = Findings("daemonset")
+binary = plugin_binary()
+
+
+def quantity(value, unit_table):
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(value))
+    if not match or match.group(2) not in unit_table:
+        return None
+    return float(match.group(1)) * unit_table[match.group(2)]
+
+
+def cpu(value):
+    return quantity(value, {"": 1.0, "m": 0.001})
+
+
+def memory(value):
+    return quantity(value, {"": 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 1e3, "M": 1e6, "G": 1e9})
+
+
+def covers(mount_path, path):
+    mount_path = mount_path.rstrip("/") or "/"
+    return path == mount_path or path.startswith(mount_path.rstrip("/") + "/")
+
+
+# --- the objects --------------------------------------------------------------
+check_parses(f, ["manifests"])
+daemonsets = objects_of_kind("DaemonSet", ["manifests"])
+namespaces = objects_of_kind("Namespace", ["manifests"])
+f.check(len(daemonsets) == 1, f"manifests/ holds exactly one DaemonSet (found {len(daemonsets)})")
+f.check(len(namespaces) == 1, f"manifests/ holds exactly one Namespace (found {len(namespaces)})")
+if len(daemonsets) != 1 or len(namespaces) != 1:
+    f.finish()
+ds_file, ds = daemonsets[0]
+ns_file, ns = namespaces[0]
+ns_name = ns["metadata"]["name"]
+
+f.check(ds.get("apiVersion") == "apps/v1", f"{ds_file}: apiVersion apps/v1")
+f.check(ns_name == "kubevirt-gpu-device-plugin", f"{ns_file}: the namespace is kubevirt-gpu-device-plugin")
+f.check(ds["metadata"].get("namespace") == ns_name, f"{ds_file}: the DaemonSet is in namespace {ns_name}")
+# hostPath volumes are allowed only at the "privileged" Pod Security level.
+f.check(ns["metadata"].get("labels", {}).get("pod-security.kubernetes.io/enforce") == "privileged",
+        f"{ns_file}: pod-security.kubernetes.io/enforce=privileged (hostPath volumes need it)")
+
+spec = ds["spec"]
+template = spec["template"]
+pod = template["spec"]
+selector = spec.get("selector", {}).get("matchLabels", {})
+labels = template.get("metadata", {}).get("labels", {})
+f.check(selector and all(labels.get(k) == v for k, v in selector.items()),
+        f"{ds_file}: selector.matchLabels {selector} match the template labels {labels}")
+
+strategy = spec.get("updateStrategy", {})
+f.check(strategy.get("type") == "RollingUpdate" and strategy.get("rollingUpdate", {}).get("maxUnavailable") == 1,
+        f"{ds_file}: updateStrategy RollingUpdate with maxUnavailable 1")
+
+# --- scheduling -----------------------------------------------------------------
+f.check(pod.get("priorityClassName") == "system-node-critical", f"{ds_file}: priorityClassName system-node-critical")
+tolerations = pod.get("tolerations", [])
+
+
+def tolerates(key, effect=None):
+    return any(t.get("key") == key and t.get("operator") == "Exists" and (effect is None or t.get("effect") == effect)
+               for t in tolerations)
+
+
+f.check(tolerates("CriticalAddonsOnly"), f"{ds_file}: tolerates CriticalAddonsOnly (operator Exists)")
+f.check(tolerates("nvidia.com/gpu", "NoSchedule"), f"{ds_file}: tolerates nvidia.com/gpu (Exists, NoSchedule)")
+with open(source_path(ds_file), encoding="utf-8") as text:
+    raw = text.read()
+f.check(re.search(r"#.*nvidia\.com/gpu\.workload\.config", raw) and "vm-passthrough" in raw and "vm-vgpu" in raw,
+        f"{ds_file}: a commented node selection on nvidia.com/gpu.workload.config (vm-passthrough / vm-vgpu)")
+
+# --- least privilege --------------------------------------------------------------
+for field in ("hostNetwork", "hostPID", "hostIPC"):
+    f.check(not pod.get(field), f"{ds_file}: {field} is not set")
+f.check(pod.get("automountServiceAccountToken") is False,
+        f"{ds_file}: automountServiceAccountToken false (the plugin never calls the API server)")
+
+containers = pod.get("containers", [])
+f.check(len(containers) == 1, f"{ds_file}: one container")
+container = containers[0]
+sc = container.get("securityContext", {})
+pod_sc = pod.get("securityContext", {})
+f.check(sc.get("runAsUser") == 0 and sc.get("runAsNonRoot") is False, f"{ds_file}: runAsUser 0, runAsNonRoot false")
+f.check(sc.get("allowPrivilegeEscalation") is False, f"{ds_file}: allowPrivilegeEscalation false")
+f.check(sc.get("readOnlyRootFilesystem") is True, f"{ds_file}: readOnlyRootFilesystem true")
+f.check(not sc.get("privileged"), f"{ds_file}: not privileged")
+caps = sc.get("capabilities", {})
+f.check(caps.get("drop") == ["ALL"] and not caps.get("add"), f"{ds_file}: capabilities drop ALL and add none")
+seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
+f.check(seccomp.get("type") == "RuntimeDefault", f"{ds_file}: seccompProfile RuntimeDefault")
+
+resources = container.get("resources", {})
+for kind in ("cpu", "memory"):
+    parse = cpu if kind == "cpu" else memory
+    request = parse(resources.get("requests", {}).get(kind))
+    limit = parse(resources.get("limits", {}).get(kind))
+    if f.check(request is not None and limit is not None, f"{ds_file}: {kind} request and limit are set"):
+        f.check(0 < request <= limit, f"{ds_file}: {kind} request {request} is positive and within the limit {limit}")
+f.check((memory(resources.get("limits", {}).get("memory")) or 1e18) <= 256 * 2**20,
+        f"{ds_file}: the memory limit is small (at most 256Mi)")
+f.check((cpu(resources.get("limits", {}).get("cpu")) or 1e18) <= 0.5,
+        f"{ds_file}: the CPU limit is small (at most 500m)")
+
+# --- the image ------------------------------------------------------------------------
+version, _ = meson_project()
+image = container.get("image", "")
+f.check(image == f"kubevirt-gpu-device-plugin:{version}",
+        f"{ds_file}: image {image!r} is the name the README's build one-liner gives "
+        f"(kubevirt-gpu-device-plugin:{version})")
+kustomizations = [p for p in yaml_files("manifests")
+                  if os.path.basename(p) in ("kustomization.yaml", "kustomization.yml")]
+if kustomizations:
+    kustomization = load_documents(kustomizations[0])[0]
+    listed = set(kustomization.get("resources", []))
+    others = {os.path.basename(p) for p in yaml_files("manifests")} - {os.path.basename(kustomizations[0])}
+    f.check(listed == others,
+            f"{kustomizations[0]}: resources {sorted(listed)} are every other manifest {sorted(others)}")
+    for entry in kustomization.get("images", []):
+        f.check(entry.get("name") == image.split(":")[0] and entry.get("newTag", version) == version,
+                f"{kustomizations[0]}: images entry {entry} refers to the DaemonSet's image at version {version}")
+
+# --- flags: every one exists, and the binary accepts the exact argument list ------------
+args = list(container.get("command", [])[1:]) + list(container.get("args", []))
+help_text = run([binary, "--help"]).stdout
+known = {}
+for line in help_text.splitlines():
+    match = re.match(r"^\s*(?:-\w,)?(--[\w-]+)(?:\s+[A-Z]+(?::[^=]*)?=(\S+))?", line)
+    if match:
+        known[match.group(1)] = match.group(2)
+f.check("--plugin-dir" in known and "--dev-root" in known, "the binary's --help lists its flags")
+
+given = {}
+i = 0
+while i < len(args):
+    arg = args[i]
+    if not f.check(arg.startswith("--"), f"{ds_file}: argument {arg!r} is a --flag"):
+        i += 1
+        continue
+    name, eq, value = arg.partition("=")
+    if not eq and i + 1 < len(args) and not args[i + 1].startswith("--"):
+        value = args[i + 1]
+        i += 1
+    f.check(name in known, f"{ds_file}: flag {name} appears in `kubevirt-gpu-device-plugin --help`")
+    given[name] = value
+    i += 1
+
+# `list` parses the same flags (it falls through to the top-level ones), then
+# scans once and exits: a value the binary refuses fails here. It scans an
+# empty tree unless the DaemonSet names a sysfs root itself.
+with tempfile.TemporaryDirectory(prefix="kvgpu-deploy-") as empty:
+    os.makedirs(os.path.join(empty, "bus/pci/devices"))
+    scan = [] if "--sysfs-root" in given else ["--sysfs-root", empty]
+    accepted = run([binary] + args + ["list", "--json"] + scan, timeout=60)
+f.check(accepted.returncode == 0,
+        f"the binary accepts the DaemonSet's arguments {args}: exit {accepted.returncode}: {accepted.stderr.strip()}")
+
+
+def effective(flag):
+    return given.get(flag, known.get(flag))
+
+
+# --- mounts cover every path the flags point at -----------------------------------
+volumes = {v["name"]: v for v in pod.get("volumes", [])}
+mounts = container.get("volumeMounts", [])
+for m in mounts:
+    f.check(m["name"] in volumes, f"{ds_file}: volumeMount {m['name']} has a volume")
+for name, volume in volumes.items():
+    f.check(any(m["name"] == name for m in mounts), f"{ds_file}: volume {name} is mounted")
+
+
+def host_mount_for(path):
+    """(mount, hostPath) of the deepest hostPath mount covering `path`."""
+    best = None
+    for m in mounts:
+        volume = volumes.get(m["name"], {})
+        if "hostPath" in volume and covers(m["mountPath"], path):
+            if best is None or len(m["mountPath"]) > len(best[0]["mountPath"]):
+                best = (m, volume["hostPath"])
+    return best
+
+
+plugin_dir = effective("--plugin-dir")
+found = host_mount_for(plugin_dir)
+if f.check(found, f"{ds_file}: --plugin-dir {plugin_dir} is on a hostPath mount"):
+    m, host = found
+    host_path = host["path"].rstrip("/") + plugin_dir[len(m["mountPath"].rstrip("/")):]
+    f.check(host_path == KUBELET_PLUGIN_DIR, f"{ds_file}: --plugin-dir {plugin_dir} is the host's {KUBELET_PLUGIN_DIR}")
+    f.check(not m.get("readOnly"), f"{ds_file}: the plugin directory is writable (the plugin serves sockets there)")
+    f.check(host.get("type") == "Directory",
+            f"{ds_file}: the plugin directory is hostPath type Directory (a wrong kubelet path fails visibly)")
+
+# Allocate names host paths as <dev-root>/vfio/<group>: only /dev is right on the host.
+dev_root = effective("--dev-root")
+f.check(dev_root == "/dev", f"{ds_file}: --dev-root is /dev (Allocate's host paths are built from it), not {dev_root}")
+found = host_mount_for(dev_root.rstrip("/") + "/vfio")
+if f.check(found, f"{ds_file}: {dev_root}/vfio is on a hostPath mount"):
+    m, host = found
+    f.check(m["mountPath"].rstrip("/") == dev_root.rstrip("/") + "/vfio" and host["path"].rstrip("/") == HOST_VFIO_DIR,
+            f"{ds_file}: the host's {HOST_VFIO_DIR} is mounted at {dev_root}/vfio")
+    f.check(host.get("type") in ("Directory", "DirectoryOrCreate"), f"{ds_file}: /dev/vfio is a hostPath directory")
+whole_dev = host_mount_for(dev_root)
+f.check(whole_dev is None or whole_dev[0]["mountPath"].rstrip("/") != dev_root.rstrip("/"),
+        f"{ds_file}: the host's whole /dev is not mounted")
+
+# The runtime mounts the host kernel's sysfs read-only at /sys in every
+# container; another root needs a mount, and a host /sys mount must be read-only.
+sysfs_root = effective("--sysfs-root")
+found = host_mount_for(sysfs_root)
+if sysfs_root.rstrip("/") != "/sys":
+    f.check(found, f"{ds_file}: --sysfs-root {sysfs_root} is on a hostPath mount")
+if found:
+    f.check(found[0].get("readOnly") is True, f"{ds_file}: the sysfs mount at {found[0]['mountPath']} is read-only")
+
+pci_ids = effective("--pci-ids")
+owner = run(["dpkg", "-S", pci_ids])
+f.check(host_mount_for(pci_ids) or (owner.returncode == 0 and owner.stdout.startswith("pci.ids:")),
+        f"{ds_file}: --pci-ids {pci_ids} is in the image (package pci.ids) or mounted")
+
+# --- probes ---------------------------------------------------------------------------
+probe_port = effective("--probe-port")
+f.check(probe_port not in (None, "0"), f"{ds_file}: the probe port is enabled (--probe-port {probe_port})")
+for kind, service in (("livenessProbe", "liveness"), ("readinessProbe", "readiness")):
+    probe = container.get(kind, {})
+    grpc = probe.get("grpc", {})
+    f.check(grpc.get("service") == service, f"{ds_file}: {kind} is a gRPC probe of service {service!r}")
+    f.check(str(grpc.get("port")) == str(probe_port),
+            f"{ds_file}: {kind} port {grpc.get('port')} is --probe-port {probe_port}")
+    f.check(isinstance(probe.get("periodSeconds"), int) and 1 <= probe["periodSeconds"] <= 60,
+            f"{ds_file}: {kind} has a sensible periodSeconds")
+    f.check(isinstance(probe.get("timeoutSeconds"), int) and probe["timeoutSeconds"] >= 2,
+            f"{ds_file}: {kind} timeoutSeconds leaves room for the liveness check's one second")
+ports = [p.get("containerPort") for p in container.get("ports", [])]
+f.check(str(probe_port) in [str(p) for p in ports], f"{ds_file}: containerPort {probe_port} is declared")
+
+f.finish()
