@@ -148,7 +148,7 @@ private:
             logChange(change);
         std::map<std::string, Resource> changed = registry_.takeChangedResources();
         if (!changed.empty())
-            plugins_.update(changed);
+            plugins_.update(std::move(changed));
     }
 
     void startUeventMonitor()

@@ -4,9 +4,10 @@ namespace kvgpu {
 
 void NodeObservation::apply(const PciObservation &observation, const std::string &address)
 {
+    // `problems` is shared with mdevs: only a problem of this function goes.
     functions.erase(address);
-    unreadableFunctions.erase(address);
-    problems.erase(address);
+    if (unreadableFunctions.erase(address))
+        problems.erase(address);
     switch (observation.state) {
     case PciObservation::State::Absent:
     case PciObservation::State::NotNvidia:
@@ -23,8 +24,11 @@ void NodeObservation::apply(const PciObservation &observation, const std::string
 
 void NodeObservation::apply(const MdevObservation &observation, const std::string &uuid)
 {
+    // An event can name the wrong kind of device (a PCI address in an mdev
+    // event): that must not drop the problem of the PCI function of that name.
     mdevs.erase(uuid);
-    problems.erase(uuid);
+    if (!unreadableFunctions.contains(uuid))
+        problems.erase(uuid);
     switch (observation.state) {
     case MdevObservation::State::Absent:
         break;

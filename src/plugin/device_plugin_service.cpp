@@ -5,9 +5,19 @@
 
 #include "base/strings.h"
 
-#include <google/protobuf/util/message_differencer.h>
+#include <algorithm>
+
 
 namespace kvgpu {
+
+bool sameListAndWatchView(const Resource &a, const Resource &b)
+{
+    return std::equal(a.devices.begin(), a.devices.end(), b.devices.begin(), b.devices.end(),
+                      [](const AdvertisedDevice &x, const AdvertisedDevice &y) {
+                          return x.id == y.id && x.healthy == y.healthy &&
+                                 std::max(x.numaNode, -1) == std::max(y.numaNode, -1);
+                      });
+}
 
 v1beta1::ListAndWatchResponse listAndWatchMessage(const Resource &resource)
 {
@@ -131,11 +141,15 @@ DevicePluginService::~DevicePluginService() = default;
 
 void DevicePluginService::publish(std::shared_ptr<const Resource> resource)
 {
+    // Only this (loop) thread replaces resource_, so reading it unlocked here is safe.
+    if (sameListAndWatchView(*resource, *resource_)) {
+        std::lock_guard lock(mutex_);
+        resource_ = std::move(resource);
+        return;
+    }
     auto message = std::make_shared<const v1beta1::ListAndWatchResponse>(listAndWatchMessage(*resource));
     std::lock_guard lock(mutex_);
     resource_ = std::move(resource);
-    if (google::protobuf::util::MessageDifferencer::Equals(*message, *message_))
-        return;
     message_ = message;
     for (ListAndWatchStream *stream : streams_)
         stream->push(message);

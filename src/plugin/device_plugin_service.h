@@ -2,8 +2,9 @@
 //
 // Threading contract: gRPC calls every RPC on its own threads. The service
 // never touches the device registry: the loop thread hands it immutable
-// snapshots through publish(), and RPCs read the newest one. publish(),
-// closeStreams() and openStreams() are thread-safe. ListAndWatch streams keep
+// snapshots through publish(), and RPCs read the newest one. publish() is
+// called by one thread (the loop); closeStreams(), openStreams() and
+// snapshot() are thread-safe. ListAndWatch streams keep
 // one write in flight each; a burst of publishes coalesces so that a stream
 // always ends with the newest list.
 #pragma once
@@ -25,6 +26,8 @@ class ListAndWatchStream;
 
 // What ListAndWatch sends for a resource: the full list of devices.
 v1beta1::ListAndWatchResponse listAndWatchMessage(const Resource &resource);
+// Whether two lists give the same ListAndWatch message (ids, health, NUMA).
+bool sameListAndWatchView(const Resource &a, const Resource &b);
 
 class DevicePluginService final : public v1beta1::DevicePlugin::CallbackService {
 public:

@@ -32,12 +32,12 @@ std::optional<PluginManager::KubeletId> PluginManager::currentKubelet() const
     return KubeletId{st.st_dev, st.st_ino};
 }
 
-void PluginManager::update(const std::map<std::string, Resource> &changed)
+void PluginManager::update(std::map<std::string, Resource> changed)
 {
     if (shutDown_)
         return;
-    for (const auto &[name, resource] : changed) {
-        auto snapshot = std::make_shared<const Resource>(resource);
+    for (auto &[name, resource] : changed) {
+        auto snapshot = std::make_shared<const Resource>(std::move(resource));
         auto it = entries_.find(name);
         if (it != entries_.end()) {
             it->second.resource = snapshot;
@@ -50,7 +50,7 @@ void PluginManager::update(const std::map<std::string, Resource> &changed)
         entry.socketFile = socketFileName(name);
         entry.resource = snapshot;
         entry.retry = std::make_unique<Timer>(loop_);
-        log::info("new resource", {{"resource", name}, {"devices", std::to_string(resource.devices.size())}});
+        log::info("new resource", {{"resource", name}, {"devices", std::to_string(snapshot->devices.size())}});
         reconnect(entry, "new resource");
     }
 }

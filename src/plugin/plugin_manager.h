@@ -41,7 +41,7 @@ public:
     // register, known ones publish. A resource that lost its last device comes
     // with an empty list and keeps serving it (capacity 0) rather than
     // vanishing from the node.
-    void update(const std::map<std::string, Resource> &changed);
+    void update(std::map<std::string, Resource> changed);
 
     // kubelet.sock was created: a kubelet (re)started. Registers every
     // resource that is not registered with this kubelet instance yet.

@@ -56,8 +56,8 @@ inline const char *kPciIds = "10de  NVIDIA Corporation\n"
 
 class PluginFixture {
 public:
-    explicit PluginFixture(const char *description = kStandardNode)
-        : node(SimNode::fromDescription(description))
+    explicit PluginFixture(const char *description = kStandardNode, SimNodeOptions options = {})
+        : node(SimNode::fromDescription(description, options))
     {
         files.write("pci.ids", kPciIds);
         files.mkdir("plugins");

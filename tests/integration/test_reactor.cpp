@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <grpcpp/grpcpp.h>
@@ -31,10 +32,11 @@ void writeFile(const std::string &path, const std::string &text)
 
 // A plugin serving the standard node to a running kubelet, with the initial lists received.
 struct Running : PluginFixture {
-    Running()
+    explicit Running(SimNodeOptions options = {}, std::vector<std::string> flags = {})
+        : PluginFixture(kStandardNode, options)
     {
         kubelet->start();
-        startPlugin();
+        startPlugin(std::move(flags));
         REQUIRE_MESSAGE(kubeletSees(kT4, {kT4a, kT4b}), log());
         REQUIRE(kubeletSees(kA100, {kA100Gpu}));
         REQUIRE(kubeletSees(kL4x1Q, {kFirstVgpu}));
@@ -226,6 +228,29 @@ TEST_CASE("2,000 vGPU add/remove events in a burst end in the exact final state"
     // burst is published once per drained queue, so messages are fewer.
     MESSAGE("ListAndWatch messages for 2,000 operations: " << f.kubelet->updates(kL4x1Q).size());
     CHECK(f.kubelet->updates(kL4x1Q).size() < 3 * 2000);
+}
+
+TEST_CASE("lost uevents are noticed (ENOBUFS) and a full rescan recovers the exact state")
+{
+    // The daemon's monitor is made to report overflow as a kernel netlink
+    // socket does (see netlink_overflow_preload.c).
+    const char *shim = std::getenv("KVGPU_OVERFLOW_PRELOAD");
+    REQUIRE(shim);
+    ::setenv("LD_PRELOAD", (std::string(shim) + ":libumockdev-preload.so.0").c_str(), 1);
+    // A monitor that does not read for 20 ms misses events.
+    Running f(SimNodeOptions{.monitorPatience = 20ms}, {"--uevent-buffer", "4096"});
+    ::setenv("LD_PRELOAD", "libumockdev-preload.so.0", 1);
+
+    f.plugin->signal(SIGSTOP); // the daemon falls behind
+    std::vector<std::string> expected = {kFirstVgpu};
+    for (int i = 0; i < 12; ++i)
+        expected.push_back(f.node->createVgpu(kL4, "nvidia-592"));
+    f.node->unbind(kT4b);
+    f.plugin->signal(SIGCONT);
+
+    CHECK_MESSAGE(f.kubeletSees(kL4x1Q, expected, 10s), f.log());
+    CHECK(f.kubeletSees(kT4, {kT4a}));
+    CHECK(f.log().find("uevent receive buffer overflowed") != std::string::npos);
 }
 
 TEST_CASE("SIGTERM removes our sockets")

@@ -424,7 +424,9 @@ void TestKubelet::runStream(std::shared_ptr<Stream> stream)
     auto reader = stub->ListAndWatch(&stream->context, v1beta1::Empty());
     v1beta1::ListAndWatchResponse response;
     while (reader->Read(&response)) {
-        Update update{devicesOf(response), std::chrono::steady_clock::now(), stream->id};
+        // Stamped as soon as the message is read, before the test's own bookkeeping.
+        const auto readAt = std::chrono::steady_clock::now();
+        Update update{devicesOf(response), readAt, stream->id};
         UpdateHook hook;
         {
             std::lock_guard lock(mu_);
