@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <map>
+#include <tuple>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -43,6 +44,9 @@ std::string describeNode(int parents, int instancesPerType)
         d += fmt::format("gpu 0000:{:02x}:00.0 id=10de:{} group={} numa={} parent=pci0000:{:02x}\n", bus,
                          i < 8 ? "1eb8" : "20f1", 100 + i, i % 2, bus);
     }
+    // A T4 whose HD audio function shares its IOMMU group (health benchmark).
+    d += "gpu 0000:30:00.0 id=10de:1eb8 group=300 numa=0 parent=pci0000:30\n";
+    d += "function 0000:30:00.1 id=10de:10f8 class=0x040300 group=300 numa=0 driver=vfio-pci parent=pci0000:30\n";
     for (int p = 0; p < parents; ++p) {
         int bus = 0x80 + p;
         d += fmt::format("gpu 0000:{:02x}:00.0 id=10de:27b8 group={} numa={} driver=nvidia parent=pci0000:{:02x}\n",
@@ -157,10 +161,11 @@ void removeSockets(const std::string &dir)
 
 int main(int argc, char **argv)
 {
-    int hotAdds = 1000, healthFlips = 200, restarts = 20, vgpusAtStart = 1024, idleSeconds = 10;
+    int hotAdds = 1000, healthFlips = 200, groupFlips = 100, restarts = 20, vgpusAtStart = 1024, idleSeconds = 10;
     CLI::App app{"Reactor benchmark: latency from node events to the kubelet, start-up, memory, idle wake-ups"};
     app.add_option("--hot-adds", hotAdds, "vGPU hot-adds to time")->capture_default_str();
     app.add_option("--health-flips", healthFlips, "/dev/vfio node deletions to time")->capture_default_str();
+    app.add_option("--group-flips", groupFlips, "group member rebinds to time")->capture_default_str();
     app.add_option("--restarts", restarts, "kubelet restarts to time")->capture_default_str();
     app.add_option("--vgpus", vgpusAtStart, "vGPUs on the node for the start-up run")->capture_default_str();
     app.add_option("--idle-seconds", idleSeconds, "idle period for counting loop wake-ups")->capture_default_str();
@@ -186,7 +191,7 @@ int main(int argc, char **argv)
     std::printf("%-58s %-36s %s\n", "measurement", "result", "target");
 
     // Start-up: fork → every resource's first complete list read by the kubelet.
-    const size_t expectedDevices = 16 + static_cast<size_t>(vgpusAtStart);
+    const size_t expectedDevices = 17 + static_cast<size_t>(vgpusAtStart);
     auto t0 = Clock::now();
     DaemonProcess plugin(pluginBinary(), flags, files.path("plugin.log"));
     bool complete = kubelet.waitFor(
@@ -280,6 +285,35 @@ int main(int argc, char **argv)
     }
     row(fmt::format("/dev/vfio/N deleted → Unhealthy read ({}x)", healthFlips), latency(unhealthy), "");
     row(fmt::format("/dev/vfio/N re-created → Healthy read ({}x)", healthFlips), latency(healthy), "");
+
+    // Health: binding a group member to a host driver makes the GPU's group not
+    // viable; binding it back to vfio-pci makes it healthy. Timed from the bind uevent.
+    Stats toUnhealthy, toHealthy;
+    const std::string gpu = "0000:30:00.0", audio = "0000:30:00.1", kT4 = "nvidia.com/TU104GL_TESLA_T4";
+    std::optional<Clock::time_point> bindSent;
+    node->setUeventHook([&](const std::string &devpath, const std::string &action) {
+        if (action == "bind" && devpath.size() >= audio.size() &&
+            devpath.compare(devpath.size() - audio.size(), audio.size(), audio) == 0) {
+            std::lock_guard lock(sentMutex);
+            bindSent = Clock::now();
+        }
+    });
+    for (int i = 0; i < groupFlips; ++i) {
+        for (auto [driver, health, stats] : {std::tuple{"snd_hda_intel", "Unhealthy", &toUnhealthy},
+                                             std::tuple{"vfio-pci", "Healthy", &toHealthy}}) {
+            node->unbind(audio);
+            waiter.expect(kT4, gpu, health);
+            node->bind(audio, driver);
+            auto seen = waiter.wait(5s);
+            if (!seen)
+                return std::fprintf(stderr, "%s never reached the kubelet\n", health), 1;
+            std::lock_guard lock(sentMutex);
+            stats->ms.push_back(msSince(*bindSent, *seen));
+        }
+    }
+    node->setUeventHook(nullptr);
+    row(fmt::format("audio bound to snd_hda_intel → Unhealthy read ({}x)", groupFlips), latency(toUnhealthy), "");
+    row(fmt::format("audio bound back to vfio-pci → Healthy read ({}x)", groupFlips), latency(toHealthy), "");
 
     // kubelet.sock re-created → every resource registered again.
     Stats reregister;

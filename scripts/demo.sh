@@ -14,7 +14,7 @@ wait_at_end=1
 [ -t 0 ] || wait_at_end=0
 
 scripts/install-deps.sh
-[ -d build/demo ] || meson setup build/demo -Dbuildtype=debugoptimized >/dev/null
+[ -f build/demo/build.ninja ] || { rm -rf build/demo && meson setup build/demo -Dbuildtype=debugoptimized >/dev/null; }
 ninja -C build/demo src/kubevirt-gpu-device-plugin tests/support/node/sim-node tests/support/kubelet/sim-kubelet >/dev/null
 
 plugin=$PWD/build/demo/src/kubevirt-gpu-device-plugin
@@ -74,7 +74,7 @@ uuid=$(cat /proc/sys/kernel/random/uuid)
 create="$SYSFS_ROOT/bus/pci/devices/0000:e1:00.0/mdev_supported_types/nvidia-592/create"
 echo
 echo "== hot-add a vGPU, as on a real node:"
-echo "\$ echo $uuid > $create"
+echo "$(date +%H:%M:%S.%3N) \$ echo $uuid > $create"
 echo "$uuid" >"$create"
 wait_for "$work/kubelet.log" "$uuid"
 sleep 0.1

@@ -41,6 +41,11 @@ int main(int argc, char **argv)
                    "'readiness'); 0 disables it")
         ->check(CLI::Range(0, 65535));
 
+    app.add_option("--health-interval", serve.healthIntervalSeconds,
+                   "Seconds between re-reads of the health signals that change without a uevent (power "
+                   "state, config space, AER counters); 0 disables them")
+        ->check(CLI::Range(0, 86400));
+
     CLI::App *list = app.add_subcommand("list", "Scan once and print every NVIDIA PCI function and mdev, with the "
                                                 "resource it is advertised under or why it is not");
     list->add_flag("--json", json, "Print JSON instead of a table");

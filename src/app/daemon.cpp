@@ -42,6 +42,10 @@ void logChange(const DeviceIndex::Change &change)
     case Kind::HealthChanged:
         log::info("device health changed", {{"device", change.id}, {"resource", change.resource}, {"health", health}});
         break;
+    case Kind::Warnings:
+        for (const std::string &warning : change.warnings)
+            log::warn("device warning", {{"device", change.id}, {"warning", warning}});
+        return;
     }
     if (!change.healthy)
         log::warn("device unhealthy", {{"device", change.id}, {"reason", change.reason}});
@@ -92,10 +96,12 @@ public:
         for (const auto &[id, problem] : registry_.observation().problems)
             log::warn("cannot read device; skipping", {{"device", id}, {"problem", problem}});
         publish();
+        startHealthTimer();
 
         loop_.run();
 
         probes_.reset(); // its checks post to the loop: stop it while the loop can still drop posts
+        healthTimer_.reset();
         uevents_.reset();
         pluginDirWatch_.reset();
         devWatches_.clear();
@@ -134,6 +140,20 @@ private:
         return false;
     }
 
+    // Signals without uevents (power state, config space, AER counters) are
+    // re-read on a slow timer; every event re-reads them for its device too.
+    void startHealthTimer()
+    {
+        if (serve_.healthIntervalSeconds == 0)
+            return;
+        uint64_t ms = static_cast<uint64_t>(serve_.healthIntervalSeconds) * 1000;
+        healthTimer_ = std::make_unique<Timer>(loop_);
+        healthTimer_->start(ms, ms, [this] {
+            registry_.refreshPolledHealth();
+            publish();
+        });
+    }
+
     void stop(const char *why)
     {
         log::info("stopping", {{"signal", why}});
@@ -170,7 +190,12 @@ private:
     {
         log::debug("uevent", {{"action", event.action}, {"subsystem", event.subsystem}, {"device", event.sysname}});
         if (event.subsystem == "pci") {
-            registry_.reconcilePciFunction(event.sysname);
+            std::string errorEvent;
+            if (auto it = event.properties.find("ERROR_EVENT"); it != event.properties.end())
+                errorEvent = it->second;
+            if (!errorEvent.empty())
+                log::warn("PCIe error recovery event", {{"device", event.sysname}, {"event", errorEvent}});
+            registry_.reconcilePciFunction(event.sysname, errorEvent);
         } else if (event.subsystem == "mdev") {
             registry_.reconcileMdev(event.sysname);
         } else if (event.subsystem == "vfio") {
@@ -254,6 +279,7 @@ private:
     std::unique_ptr<ProbeServer> probes_;
     std::atomic<bool> stopping_{false};
     std::unique_ptr<UeventMonitor> uevents_;
+    std::unique_ptr<Timer> healthTimer_;
     std::unique_ptr<DirectoryWatch> pluginDirWatch_;
     std::map<std::string, std::unique_ptr<DirectoryWatch>> devWatches_;
     std::vector<std::unique_ptr<SignalWatcher>> signals_;

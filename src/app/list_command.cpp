@@ -23,6 +23,8 @@ std::string status(const DeviceRow &row)
     std::string s = row.resource + " " + row.health;
     if (!row.reason.empty())
         s += " (" + row.reason + ")";
+    for (const std::string &warning : row.warnings)
+        s += "; warning: " + warning;
     return s;
 }
 
@@ -43,6 +45,14 @@ std::string jsonString(const std::string &value)
         }
     }
     return out + "\"";
+}
+
+std::string jsonList(const std::vector<std::string> &values)
+{
+    std::string out;
+    for (size_t i = 0; i < values.size(); ++i)
+        out += (i ? ", " : "") + jsonString(values[i]);
+    return out;
 }
 
 } // namespace
@@ -86,13 +96,15 @@ std::string formatDeviceJson(const Inventory &inventory)
         const DeviceRow &r = inventory.rows[i];
         out += i ? ",\n    {" : "\n    {";
         out += fmt::format("\"id\": {}, \"kind\": {}, \"ids\": {}, \"model\": {}, \"driver\": {}, \"class\": {}, "
-                           "\"iommuGroup\": {}, \"numaNode\": {}, \"resource\": {}, \"health\": {}, \"reason\": {}}}",
+                           "\"iommuGroup\": {}, \"numaNode\": {}, \"resource\": {}, \"health\": {}, \"reason\": {}, "
+                           "\"warnings\": [{}]}}",
                            jsonString(r.id), jsonString(r.kind), jsonString(r.ids), jsonString(r.model),
                            jsonString(r.driver), jsonString(r.deviceClass),
                            r.iommuGroup < 0 ? "null" : std::to_string(r.iommuGroup),
                            r.numaNode < 0 ? "null" : std::to_string(r.numaNode),
                            r.resource.empty() ? "null" : jsonString(r.resource),
-                           r.health.empty() ? "null" : jsonString(r.health), jsonString(r.reason));
+                           r.health.empty() ? "null" : jsonString(r.health), jsonString(r.reason),
+                           jsonList(r.warnings));
     }
     out += inventory.rows.empty() ? "],\n" : "\n  ],\n";
     out += "  \"resources\": [";

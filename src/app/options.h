@@ -19,6 +19,7 @@ struct ServeOptions {
     std::string udevSource = "kernel"; // kernel | udev
     int ueventBufferBytes = 16 * 1024 * 1024;
     int probePort = 8081; // gRPC health service for Kubernetes probes; 0 disables it
+    int healthIntervalSeconds = 30; // re-read of signals that change without events; 0 disables it
 };
 
 } // namespace kvgpu

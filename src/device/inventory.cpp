@@ -1,6 +1,7 @@
 #include "device/inventory.h"
 
 #include "base/strings.h"
+#include "device/health.h"
 #include "device/node_reader.h"
 
 #include <algorithm>
@@ -14,15 +15,6 @@ namespace {
 std::string pciIds(std::uint16_t vendor, std::uint16_t device)
 {
     return fmt::format("{:04x}:{:04x}", vendor, device);
-}
-
-// Health as far as this observation shows it: the VFIO group node must exist.
-void judgeHealth(const NodeObservation &node, AdvertisedDevice &device)
-{
-    if (!node.vfioGroupNodes.contains(device.iommuGroup)) {
-        device.healthy = false;
-        device.healthReason = fmt::format("no /dev/vfio/{}", device.iommuGroup);
-    }
 }
 
 } // namespace
@@ -51,9 +43,10 @@ namespace {
 const char *kindName(DeviceKind kind) { return kind == DeviceKind::Vgpu ? "vGPU" : "passthrough"; }
 
 void advertise(DerivedDevice &out, const NamedResource &name, DeviceKind kind, AdvertisedDevice device,
-               const NodeObservation &node)
+               const Verdict &verdict)
 {
-    judgeHealth(node, device);
+    device.healthy = verdict.healthy;
+    device.healthReason = verdict.reason;
     out.kind = kind;
     out.resource = name.name;
     out.repair = name.repair;
@@ -100,7 +93,8 @@ DerivedDevice deriveFunction(const PciFunction &f, const NodeObservation &node, 
         advertise(out, passthroughResourceName(f, names), DeviceKind::Passthrough,
                   AdvertisedDevice{.id = f.address, .numaNode = f.numaNode, .iommuGroup = f.iommuGroup,
                                    .pciePath = f.pciePath},
-                  node);
+                  judgePassthrough(f, node));
+        row.warnings = passthroughWarnings(f);
     }
     return out;
 }
@@ -144,7 +138,7 @@ DerivedDevice deriveMdev(const Mdev &m, const NodeObservation &node)
         advertise(out, name, DeviceKind::Vgpu,
                   AdvertisedDevice{.id = m.uuid, .numaNode = m.numaNode, .iommuGroup = m.iommuGroup,
                                    .pciePath = m.pciePath},
-                  node);
+                  judgeVgpu(m, node));
     }
     return out;
 }
@@ -205,8 +199,14 @@ void DeviceIndex::set(const std::string &id, std::optional<DerivedDevice> derive
             if (!derived->repair.empty() && repairs_.emplace(afterResource, derived->repair).second)
                 change.repair = derived->repair;
             changes_.push_back(std::move(change));
-        } else if (before->healthy != now.healthy) {
+        } else if (before->healthy != now.healthy || before->healthReason != now.healthReason) {
             changes_.push_back(Change{Change::Kind::HealthChanged, id, afterResource, now.healthy, now.healthReason});
+        }
+        bool sameWarnings = old != devices_.end() && old->second.row.warnings == derived->row.warnings;
+        if (!derived->row.warnings.empty() && !sameWarnings) {
+            Change change{Change::Kind::Warnings, id, afterResource, now.healthy, now.healthReason};
+            change.warnings = derived->row.warnings;
+            changes_.push_back(std::move(change));
         }
     }
 

@@ -54,6 +54,7 @@ struct DeviceRow {
     std::string resource;    // advertised under; empty when not advertised
     std::string reason;      // why not advertised, or why unhealthy
     std::string health;      // "Healthy"/"Unhealthy" when advertised
+    std::vector<std::string> warnings; // reported, not unhealthy (no reset method, slow link)
 };
 
 struct Inventory {
@@ -89,13 +90,14 @@ std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const std
 class DeviceIndex {
 public:
     struct Change {
-        enum class Kind { Advertised, Withdrawn, HealthChanged };
+        enum class Kind { Advertised, Withdrawn, HealthChanged, Warnings };
         Kind kind;
         std::string id;
         std::string resource;
         bool healthy = true;
         std::string reason; // health reason
         std::string repair; // name repair, on the first device of a repaired name
+        std::vector<std::string> warnings; // for Kind::Warnings
     };
 
     // Replaces what is known of device `id`; nullopt forgets it.

@@ -1,6 +1,7 @@
 #include "device/node_reader.h"
 
 #include "base/strings.h"
+#include "device/health.h"
 #include "device/sysfs_parse.h"
 
 #include <sys/stat.h>
@@ -141,6 +142,20 @@ PciObservation observePciFunction(const SysfsTree &sysfs, std::string_view addre
     if (Result<std::vector<std::string>> types = sysfs.listDir(dir + "/mdev_supported_types"))
         f.mdevTypes = *types;
 
+    // Health signals: optional files (older kernels lack some); never a reason
+    // to skip the function.
+    f.polled = readPolledHealth(sysfs, address);
+    if (Result<std::string> reset = sysfs.readFile(dir + "/reset_method"))
+        f.resetMethod = std::string(trim(*reset));
+    auto optionalText = [&](const char *name) {
+        Result<std::string> text = sysfs.readFile(dir + "/" + name);
+        return text ? std::string(trim(*text)) : std::string();
+    };
+    f.linkSpeed = optionalText("current_link_speed");
+    f.maxLinkSpeed = optionalText("max_link_speed");
+    f.linkWidth = optionalText("current_link_width");
+    f.maxLinkWidth = optionalText("max_link_width");
+
     out.state = PciObservation::State::Present;
     return out;
 }
@@ -212,6 +227,48 @@ MdevObservation observeMdev(const SysfsTree &sysfs, std::string_view uuid)
     return out;
 }
 
+PolledHealth readPolledHealth(const SysfsTree &sysfs, std::string_view address)
+{
+    const std::string dir = pciDir(address);
+    PolledHealth polled;
+    if (Result<std::string> power = sysfs.readFile(dir + "/power_state"))
+        polled.powerState = std::string(trim(*power));
+    if (polled.powerState != "D3cold") {
+        Result<std::string> config = sysfs.readBinary(dir + "/config", 2);
+        if (config && config->size() == 2)
+            polled.configVendor = static_cast<std::uint16_t>(static_cast<unsigned char>((*config)[0]) |
+                                                             (static_cast<unsigned char>((*config)[1]) << 8));
+    }
+    if (Result<std::string> fatal = sysfs.readFile(dir + "/aer_dev_fatal"))
+        polled.aerFatal = parseAerTotal(*fatal, "TOTAL_ERR_FATAL");
+    return polled;
+}
+
+std::optional<int> readIommuGroup(const SysfsTree &sysfs, std::string_view address)
+{
+    Result<std::string> link = sysfs.readLink(pciDir(address) + "/iommu_group");
+    if (!link)
+        return std::nullopt;
+    Result<int> group = parseIommuGroupLink(*link);
+    return group ? std::optional<int>(*group) : std::nullopt;
+}
+
+std::vector<GroupMember> readGroupMembers(const SysfsTree &sysfs, int group)
+{
+    std::vector<GroupMember> members;
+    Result<std::vector<std::string>> names = sysfs.listDir(fmt::format("kernel/iommu_groups/{}/devices", group));
+    if (!names)
+        return members;
+    for (const std::string &address : *names) {
+        GroupMember member{address, driverOf(sysfs, pciDir(address)), 0};
+        if (Result<std::string> text = sysfs.readFile(pciDir(address) + "/class"))
+            if (Result<std::uint32_t> classCode = parsePciClass(*text))
+                member.classCode = *classCode;
+        members.push_back(std::move(member));
+    }
+    return members;
+}
+
 std::set<int> observeVfioGroupNodes(const DevTree &dev)
 {
     std::set<int> groups;
@@ -227,17 +284,37 @@ std::set<int> observeVfioGroupNodes(const DevTree &dev)
 NodeObservation scanNode(const SysfsTree &sysfs, const DevTree &dev)
 {
     NodeObservation node;
-    if (Result<std::vector<std::string>> addresses = sysfs.listDir("bus/pci/devices")) {
-        for (const std::string &address : *addresses)
-            node.apply(observePciFunction(sysfs, address), address);
-    }
-    if (Result<std::vector<std::string>> uuids = sysfs.listDir("bus/mdev/devices")) {
-        for (const std::string &uuid : *uuids)
-            node.apply(observeMdev(sysfs, uuid), uuid);
-    }
+    rescanInto(node, sysfs, dev);
+    return node;
+}
+
+void rescanInto(NodeObservation &node, const SysfsTree &sysfs, const DevTree &dev)
+{
+    std::set<std::string> addresses, uuids;
+    for (const auto &[address, f] : node.functions)
+        addresses.insert(address);
+    for (const auto &[address, f] : node.unreadableFunctions)
+        addresses.insert(address);
+    for (const auto &[uuid, m] : node.mdevs)
+        uuids.insert(uuid);
+    for (const auto &[id, problem] : node.problems)
+        if (!node.unreadableFunctions.contains(id))
+            uuids.insert(id);
+    if (Result<std::vector<std::string>> listed = sysfs.listDir("bus/pci/devices"))
+        addresses.insert(listed->begin(), listed->end());
+    if (Result<std::vector<std::string>> listed = sysfs.listDir("bus/mdev/devices"))
+        uuids.insert(listed->begin(), listed->end());
+
+    for (const std::string &address : addresses)
+        node.apply(observePciFunction(sysfs, address), address);
+    for (const std::string &uuid : uuids)
+        node.apply(observeMdev(sysfs, uuid), uuid);
     node.vfioGroupNodes = observeVfioGroupNodes(dev);
     node.iommufd = dev.hasIommufd();
-    return node;
+    node.groups.clear();
+    for (const auto &[address, f] : node.functions)
+        if (f.iommuGroup >= 0 && !node.groups.contains(f.iommuGroup))
+            node.groups[f.iommuGroup] = readGroupMembers(sysfs, f.iommuGroup);
 }
 
 } // namespace kvgpu

@@ -31,6 +31,15 @@ private:
 PciObservation observePciFunction(const SysfsTree &sysfs, std::string_view address);
 MdevObservation observeMdev(const SysfsTree &sysfs, std::string_view uuid);
 
+// The signals of a function's health that change without a uevent. config is
+// not read while power_state is D3cold: a read must never wake a sleeping device.
+PolledHealth readPolledHealth(const SysfsTree &sysfs, std::string_view address);
+
+// Every member of an IOMMU group with its driver and class.
+std::vector<GroupMember> readGroupMembers(const SysfsTree &sysfs, int group);
+// The IOMMU group of any PCI function; nullopt without a readable link.
+std::optional<int> readIommuGroup(const SysfsTree &sysfs, std::string_view address);
+
 // Lists the group numbers of <dev-root>/vfio/<N> (the "vfio" container node and
 // the "devices" directory are not groups).
 std::set<int> observeVfioGroupNodes(const DevTree &dev);
@@ -38,6 +47,9 @@ std::set<int> observeVfioGroupNodes(const DevTree &dev);
 // Reads every PCI function and mdev; devices that cannot be read end up in
 // `problems` with the reason.
 NodeObservation scanNode(const SysfsTree &sysfs, const DevTree &dev);
+// The same onto what is already known, so that health history survives a
+// rescan; devices no longer present are dropped.
+void rescanInto(NodeObservation &node, const SysfsTree &sysfs, const DevTree &dev);
 
 bool isVfioDriver(std::string_view driver);
 

@@ -18,8 +18,8 @@ void DeviceRegistry::rederive(const std::string &id)
 
 void DeviceRegistry::rescan()
 {
-    node_ = scanNode(sysfs_, dev_);
     std::vector<std::string> known = index_.ids();
+    rescanInto(node_, sysfs_, dev_);
     std::set<std::string> ids(known.begin(), known.end());
     for (const auto &[id, f] : node_.functions)
         ids.insert(id);
@@ -31,9 +31,36 @@ void DeviceRegistry::rescan()
         rederive(id);
 }
 
-void DeviceRegistry::reconcilePciFunction(const std::string &address)
+void DeviceRegistry::rederiveGroup(int group)
 {
+    for (const std::string &id : index_.idsInGroup(group))
+        rederive(id);
+}
+
+void DeviceRegistry::refreshGroup(int group)
+{
+    std::vector<GroupMember> members = readGroupMembers(sysfs_, group);
+    if (members.empty())
+        node_.groups.erase(group);
+    else
+        node_.groups[group] = std::move(members);
+}
+
+void DeviceRegistry::reconcilePciFunction(const std::string &address, const std::string &errorEvent)
+{
+    // The groups this function was a member of, and is now.
+    std::set<int> groups;
+    for (const auto &[group, members] : node_.groups)
+        for (const GroupMember &m : members)
+            if (m.address == address)
+                groups.insert(group);
+    if (std::optional<int> group = readIommuGroup(sysfs_, address))
+        groups.insert(*group);
+
     node_.apply(observePciFunction(sysfs_, address), address);
+    // After the new reading, so that a successful recovery takes the counters as they are now.
+    if (!errorEvent.empty())
+        node_.recordErrorEvent(address, errorEvent);
     rederive(address);
     // mdevs live under their parent: when the parent changes they may have
     // appeared or gone without an event of their own reaching us yet.
@@ -50,6 +77,26 @@ void DeviceRegistry::reconcilePciFunction(const std::string &address)
         node_.apply(observeMdev(sysfs_, uuid), uuid);
         rederive(uuid);
     }
+    // A member bound or unbound changes whether its whole group is viable.
+    for (int group : groups) {
+        refreshGroup(group);
+        rederiveGroup(group);
+    }
+}
+
+void DeviceRegistry::refreshPolledHealth()
+{
+    std::vector<std::string> polled;
+    for (const auto &[address, f] : node_.functions)
+        if (isAdvertisedClass(f.classCode))
+            polled.push_back(address);
+    for (const std::string &address : polled) {
+        node_.applyPolled(address, readPolledHealth(sysfs_, address));
+        rederive(address);
+    }
+    // vGPUs follow their parents' health.
+    for (const auto &[uuid, mdev] : node_.mdevs)
+        rederive(uuid);
 }
 
 void DeviceRegistry::reconcileMdev(const std::string &uuid)
@@ -72,8 +119,7 @@ void DeviceRegistry::reconcileVfioNode(int group)
         node_.vfioGroupNodes.insert(group);
     else
         node_.vfioGroupNodes.erase(group);
-    for (const std::string &id : index_.idsInGroup(group))
-        rederive(id);
+    rederiveGroup(group);
 }
 
 } // namespace kvgpu

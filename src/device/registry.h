@@ -27,12 +27,17 @@ public:
 
     // Reads everything again; only what differs from before is reported.
     void rescan();
-    // Re-reads the function and every mdev observed or present under it.
-    void reconcilePciFunction(const std::string &address);
+    // Re-reads the function, every mdev observed or present under it, and the
+    // IOMMU groups it left or joined (whose viability it may have changed).
+    // `errorEvent` is the ERROR_EVENT of an AER/DPC recovery uevent, if any.
+    void reconcilePciFunction(const std::string &address, const std::string &errorEvent = {});
     void reconcileMdev(const std::string &uuid);
     // Re-reads every VFIO group node and whether /dev/iommu exists.
     void reconcileDevNodes();
     void reconcileVfioNode(int group);
+    // Re-reads the signals that change without an event (power state, config
+    // space liveness, AER counters) of every NVIDIA GPU and NVSwitch.
+    void refreshPolledHealth();
 
     // What changed since the last call: resources whose lists differ (in full),
     // and one entry per device that was advertised, withdrawn or changed health.
@@ -44,6 +49,8 @@ public:
 
 private:
     void rederive(const std::string &id);
+    void rederiveGroup(int group);
+    void refreshGroup(int group);
 
     SysfsTree sysfs_;
     DevTree dev_;
