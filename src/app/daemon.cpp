@@ -1,9 +1,11 @@
 #include "app/daemon.h"
 
 #include "app/probe_server.h"
+#include "app/uevent_dispatch.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "device/registry.h"
+#include "device/sysfs_parse.h"
 #include "monitor/directory_watch.h"
 #include "monitor/uevent_monitor.h"
 #include "plugin/plugin_manager.h"
@@ -189,21 +191,10 @@ private:
     void onUevent(const Uevent &event)
     {
         log::debug("uevent", {{"action", event.action}, {"subsystem", event.subsystem}, {"device", event.sysname}});
-        if (event.subsystem == "pci") {
-            std::string errorEvent;
-            if (auto it = event.properties.find("ERROR_EVENT"); it != event.properties.end())
-                errorEvent = it->second;
-            if (!errorEvent.empty())
-                log::warn("PCIe error recovery event", {{"device", event.sysname}, {"event", errorEvent}});
-            registry_.reconcilePciFunction(event.sysname, errorEvent);
-        } else if (event.subsystem == "mdev") {
-            registry_.reconcileMdev(event.sysname);
-        } else if (event.subsystem == "vfio") {
-            if (auto group = parseDecimal(event.sysname); group && *group >= 0 && *group <= 0x7fffffff)
-                registry_.reconcileVfioNode(static_cast<int>(*group));
-            else
-                registry_.reconcileDevNodes();
-        }
+        applyUevent(registry_, event);
+        if (auto problem = registry_.observation().problems.find(event.sysname);
+            problem != registry_.observation().problems.end())
+            log::warn("cannot read device; skipping", {{"device", event.sysname}, {"problem", problem->second}});
         // Published once the monitor's queue is drained, so a burst of events
         // becomes one update per resource.
     }
@@ -251,8 +242,8 @@ private:
     void onDevChange(const std::string &dir, DirectoryWatch::Change change, const std::string &name)
     {
         if (dir == common_.devRoot + "/vfio") {
-            if (auto group = parseDecimal(name); group && *group >= 0 && *group <= 0x7fffffff)
-                registry_.reconcileVfioNode(static_cast<int>(*group));
+            if (std::optional<int> group = parseGroupNumber(name))
+                registry_.reconcileVfioNode(*group);
             else
                 registry_.reconcileDevNodes();
         } else {

@@ -275,8 +275,8 @@ std::set<int> observeVfioGroupNodes(const DevTree &dev)
     SysfsTree tree(dev.root()); // plain directory listing; the class is not sysfs-specific
     if (Result<std::vector<std::string>> names = tree.listDir("vfio")) {
         for (const std::string &name : *names)
-            if (auto n = parseDecimal(name); n && *n >= 0 && *n <= 0x7fffffff)
-                groups.insert(static_cast<int>(*n));
+            if (std::optional<int> group = parseGroupNumber(name))
+                groups.insert(*group);
     }
     return groups;
 }

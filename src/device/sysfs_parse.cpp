@@ -50,14 +50,20 @@ Result<int> parseNumaNode(std::string_view text)
     return static_cast<int>(*value);
 }
 
+std::optional<int> parseGroupNumber(std::string_view name)
+{
+    auto value = parseDecimal(name);
+    if (!value || *value < 0 || *value > 0x7fffffff)
+        return std::nullopt;
+    return static_cast<int>(*value);
+}
+
 Result<int> parseIommuGroupLink(std::string_view target)
 {
-    std::string_view name = baseName(target);
-    auto value = parseDecimal(name);
-    if (target.find("iommu_groups/") == std::string_view::npos || !value || *value < 0 ||
-        *value > 0x7fffffff)
+    std::optional<int> group = parseGroupNumber(baseName(target));
+    if (target.find("iommu_groups/") == std::string_view::npos || !group)
         return malformed("iommu_group link", target);
-    return static_cast<int>(*value);
+    return *group;
 }
 
 Result<long> parseCount(std::string_view text)

@@ -6,6 +6,7 @@
 #include "base/result.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,9 @@ Result<std::uint32_t> parsePciClass(std::string_view text);
 Result<int> parseNumaNode(std::string_view text);
 // "../../../kernel/iommu_groups/12" -> 12.
 Result<int> parseIommuGroupLink(std::string_view target);
+// An IOMMU group number as a name ("12" in /dev/vfio/12); nullopt for
+// anything else ("vfio", "devices", "-1", "12a").
+std::optional<int> parseGroupNumber(std::string_view name);
 // A decimal counter file such as available_instances.
 Result<long> parseCount(std::string_view text);
 

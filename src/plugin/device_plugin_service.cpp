@@ -19,9 +19,19 @@ bool sameListAndWatchView(const Resource &a, const Resource &b)
                       });
 }
 
-v1beta1::ListAndWatchResponse listAndWatchMessage(const Resource &resource)
+std::shared_ptr<const v1beta1::ListAndWatchResponse> listAndWatchMessage(const Resource &resource)
 {
-    v1beta1::ListAndWatchResponse message;
+    // Built on an arena: a list of a thousand devices is a few thousand small
+    // allocations, which an arena turns into a few large ones. The shared_ptr
+    // keeps the arena alive for as long as any stream still writes the message.
+    struct OnArena {
+        google::protobuf::Arena arena;
+        v1beta1::ListAndWatchResponse *message =
+            google::protobuf::Arena::CreateMessage<v1beta1::ListAndWatchResponse>(&arena);
+    };
+    auto holder = std::make_shared<OnArena>();
+    v1beta1::ListAndWatchResponse &message = *holder->message;
+    message.mutable_devices()->Reserve(static_cast<int>(resource.devices.size()));
     for (const AdvertisedDevice &d : resource.devices) {
         v1beta1::Device *device = message.add_devices();
         device->set_id(d.id);
@@ -31,7 +41,7 @@ v1beta1::ListAndWatchResponse listAndWatchMessage(const Resource &resource)
         if (d.numaNode >= 0)
             device->mutable_topology()->add_nodes()->set_id(d.numaNode);
     }
-    return message;
+    return std::shared_ptr<const v1beta1::ListAndWatchResponse>(holder, holder->message);
 }
 
 // One ListAndWatch stream. Lives from the RPC's start until OnDone, where it
@@ -133,7 +143,7 @@ DevicePluginService::DevicePluginService(std::shared_ptr<const Resource> initial
                                          DevTree dev, StreamEnded streamEnded)
     : sysfs_(std::move(sysfs)), dev_(std::move(dev)), streamEnded_(std::move(streamEnded)),
       resource_(std::move(initial)),
-      message_(std::make_shared<const v1beta1::ListAndWatchResponse>(listAndWatchMessage(*resource_)))
+      message_(listAndWatchMessage(*resource_))
 {
 }
 
@@ -147,7 +157,7 @@ void DevicePluginService::publish(std::shared_ptr<const Resource> resource)
         resource_ = std::move(resource);
         return;
     }
-    auto message = std::make_shared<const v1beta1::ListAndWatchResponse>(listAndWatchMessage(*resource));
+    std::shared_ptr<const v1beta1::ListAndWatchResponse> message = listAndWatchMessage(*resource);
     std::lock_guard lock(mutex_);
     resource_ = std::move(resource);
     message_ = message;

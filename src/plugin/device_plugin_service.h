@@ -25,7 +25,7 @@ namespace kvgpu {
 class ListAndWatchStream;
 
 // What ListAndWatch sends for a resource: the full list of devices.
-v1beta1::ListAndWatchResponse listAndWatchMessage(const Resource &resource);
+std::shared_ptr<const v1beta1::ListAndWatchResponse> listAndWatchMessage(const Resource &resource);
 // Whether two lists give the same ListAndWatch message (ids, health, NUMA).
 bool sameListAndWatchView(const Resource &a, const Resource &b);
 

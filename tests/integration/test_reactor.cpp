@@ -172,8 +172,10 @@ TEST_CASE("the kubelet restarted 20 times: every resource re-registered each tim
     CHECK(socketsIn(f.pluginDir()) ==
           std::set<std::string>{"kubelet.sock", "kvgpu-TU104GL_TESLA_T4.sock", "kvgpu-GA100_A100_PCIE_40GB.sock",
                                 "kvgpu-NVIDIA_L4-1Q.sock"});
+    // A leak would grow with the restarts (20 of them); gRPC's executor also
+    // grows and shrinks its pool on demand by a few threads, which is not one.
     CHECK(f.plugin->openFds() <= fdsAfterFirst + 2);
-    CHECK(f.plugin->threads() <= threadsAfterFirst + 2);
+    CHECK(f.plugin->threads() <= threadsAfterFirst + 5);
     CHECK(f.kubelet->rejections().empty());
 }
 

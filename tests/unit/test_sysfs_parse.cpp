@@ -46,6 +46,14 @@ TEST_CASE("IOMMU group comes from the link's last component")
     CHECK_FALSE(parseIommuGroupLink("").ok());
 }
 
+TEST_CASE("group numbers are plain non-negative decimals")
+{
+    CHECK(parseGroupNumber("12") == 12);
+    CHECK(parseGroupNumber("0") == 0);
+    for (const char *bad : {"vfio", "devices", "-1", "12a", "", "99999999999"})
+        CHECK_FALSE(parseGroupNumber(bad).has_value());
+}
+
 TEST_CASE("counts are non-negative decimals")
 {
     CHECK(*parseCount("16\n") == 16);
