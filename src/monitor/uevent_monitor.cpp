@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sys/socket.h>
 
 #include <libudev.h>
 
@@ -25,8 +26,17 @@ std::unique_ptr<UeventMonitor> UeventMonitor::create(EventLoop &loop, Source sou
     }
     for (const char *subsystem : {"pci", "mdev", "vfio"})
         udev_monitor_filter_add_match_subsystem_devtype(monitor, subsystem, nullptr);
-    if (receiveBufferBytes > 0 && udev_monitor_set_receive_buffer_size(monitor, receiveBufferBytes) < 0)
-        log::warn("cannot set the uevent receive buffer size", {{"bytes", std::to_string(receiveBufferBytes)}});
+    if (receiveBufferBytes > 0 && udev_monitor_set_receive_buffer_size(monitor, receiveBufferBytes) < 0) {
+        // libudev forces the size (SO_RCVBUFFORCE), which needs CAP_NET_ADMIN;
+        // without it, ask for it plainly: the kernel caps it at net.core.rmem_max.
+        int fd = udev_monitor_get_fd(monitor);
+        int granted = 0;
+        socklen_t length = sizeof granted;
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBufferBytes, sizeof receiveBufferBytes);
+        ::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &length);
+        log::info("uevent receive buffer capped by net.core.rmem_max; an overflow triggers a full rescan",
+                  {{"requested", std::to_string(receiveBufferBytes)}, {"granted", std::to_string(granted)}});
+    }
     int rc = udev_monitor_enable_receiving(monitor);
     if (rc < 0) {
         error = std::string("cannot enable the uevent monitor: ") + std::strerror(-rc);

@@ -189,7 +189,7 @@ void PluginManager::streamEnded(const std::string &name, unsigned generation, bo
     if (shutDown_ || !byClient || it == entries_.end() || it->second.serverGeneration != generation)
         return;
     Entry &entry = it->second;
-    if (entry.state != State::Registered || entry.server->service().openStreams() > 0)
+    if (entry.state != State::Registered || !entry.server || entry.server->service().openStreams() > 0)
         return;
     // The kubelet never redials a stream: without a new registration the
     // resource would stay unhealthy until its devices are dropped.
