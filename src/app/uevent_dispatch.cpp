@@ -13,7 +13,9 @@ void applyUevent(DeviceRegistry &registry, const Uevent &event)
             errorEvent = it->second;
         if (!errorEvent.empty())
             log::warn("PCIe error recovery event", {{"device", event.sysname}, {"event", errorEvent}});
-        registry.reconcilePciFunction(event.sysname, errorEvent);
+        bool rebound = event.action == "add" || event.action == "remove" || event.action == "bind" ||
+                       event.action == "unbind";
+        registry.reconcilePciFunction(event.sysname, errorEvent, rebound);
     } else if (event.subsystem == "mdev") {
         registry.reconcileMdev(event.sysname);
     } else if (event.subsystem == "vfio") {

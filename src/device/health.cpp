@@ -4,6 +4,7 @@
 #include "device/inventory.h"
 
 #include <charconv>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -136,7 +137,9 @@ std::optional<long> parseAerTotal(std::string_view text, std::string_view totalK
         std::string_view name = trim(l.substr(0, space));
         if (name == totalKey)
             return static_cast<long>(*count);
-        sum += static_cast<long>(*count);
+        // Junk can hold counts no counter reaches; their sum must not overflow.
+        if (__builtin_add_overflow(sum, static_cast<long>(*count), &sum))
+            return std::nullopt;
         any = true;
     }
     if (!any)
@@ -149,7 +152,8 @@ std::optional<double> parseLinkSpeed(std::string_view text)
     text = trim(text);
     double value = 0;
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || ptr == text.data() || value <= 0)
+    // from_chars also reads "inf" and "nan", which no link trains at.
+    if (ec != std::errc() || ptr == text.data() || !std::isfinite(value) || value <= 0)
         return std::nullopt;
     return value;
 }

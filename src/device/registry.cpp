@@ -46,8 +46,10 @@ void DeviceRegistry::refreshGroup(int group)
         node_.groups[group] = std::move(members);
 }
 
-void DeviceRegistry::reconcilePciFunction(const std::string &address, const std::string &errorEvent)
+void DeviceRegistry::reconcilePciFunction(const std::string &address, const std::string &errorEvent, bool rebound)
 {
+    if (rebound)
+        node_.history.erase(address);
     // The groups this function was a member of, and is now.
     std::set<int> groups;
     for (const auto &[group, members] : node_.groups)

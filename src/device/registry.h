@@ -30,7 +30,10 @@ public:
     // Re-reads the function, every mdev observed or present under it, and the
     // IOMMU groups it left or joined (whose viability it may have changed).
     // `errorEvent` is the ERROR_EVENT of an AER/DPC recovery uevent, if any.
-    void reconcilePciFunction(const std::string &address, const std::string &errorEvent = {});
+    // `rebound` says the event itself was an add, remove, bind or unbind: the
+    // function's health history starts afresh even if, by the time it is
+    // read, the driver is the same as before (an unbind and bind read late).
+    void reconcilePciFunction(const std::string &address, const std::string &errorEvent = {}, bool rebound = false);
     void reconcileMdev(const std::string &uuid);
     // Re-reads every VFIO group node and whether /dev/iommu exists.
     void reconcileDevNodes();
