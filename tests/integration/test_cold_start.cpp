@@ -215,7 +215,7 @@ TEST_CASE("cold start: the kubelet receives exactly the node's resources, device
         plugin->signal(SIGTERM);
         std::optional<int> status = plugin->waitExit(2s);
         REQUIRE(status);
-        CHECK(*status == 0);
+        CHECK_MESSAGE(*status == 0, plugin->log());
         CHECK(std::chrono::steady_clock::now() - start < 1s);
         for (const auto &entry : std::filesystem::directory_iterator(node.plugins.root()))
             CHECK(entry.path().filename() == "kubelet.sock");

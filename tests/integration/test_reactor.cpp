@@ -259,7 +259,7 @@ TEST_CASE("SIGTERM removes our sockets")
 {
     Running f;
     f.plugin->signal(SIGTERM);
-    CHECK(f.plugin->waitExit(2s) == 0);
+    CHECK_MESSAGE(f.plugin->waitExit(2s) == 0, f.log());
     CHECK(socketsIn(f.pluginDir()) == std::set<std::string>{"kubelet.sock"});
 }
 

@@ -34,14 +34,20 @@ static int take_overflow_mark(int fd)
     return unlink(mark) == 0;
 }
 
+static recvmsg_fn next;
+
+/* Resolved when the library is loaded, before the daemon starts threads:
+ * gRPC's threads call recvmsg() too, and a lookup on the first call would be
+ * a data race between them (ThreadSanitizer reports it). */
+__attribute__((constructor)) static void resolve_next(void)
+{
+    /* ISO C has no cast from object to function pointer; copy the bits. */
+    void *symbol = dlsym(RTLD_NEXT, "recvmsg");
+    memcpy(&next, &symbol, sizeof(next));
+}
+
 ssize_t recvmsg(int fd, struct msghdr *message, int flags)
 {
-    static recvmsg_fn next;
-    if (!next) {
-        /* ISO C has no cast from object to function pointer; copy the bits. */
-        void *symbol = dlsym(RTLD_NEXT, "recvmsg");
-        memcpy(&next, &symbol, sizeof(next));
-    }
     if (take_overflow_mark(fd)) {
         errno = ENOBUFS;
         return -1;
