@@ -22,70 +22,10 @@ namespace kvgpu::fuzz {
 // A directory tree the fuzz targets change between events, in fuzz::scratchDir
 // (tmpfs) rather than TempTree's /tmp: the uevent target rewrites links and
 // files thousands of times a second.
-class ScratchTree {
+class ScratchTree : public test::TempTree {
 public:
-    explicit ScratchTree(const std::string &name) : root_(scratchDir(name))
-    {
-        std::filesystem::remove_all(root_);
-        std::filesystem::create_directories(root_);
-    }
-    ~ScratchTree() { std::filesystem::remove_all(root_); }
-    ScratchTree(const ScratchTree &) = delete;
-    ScratchTree &operator=(const ScratchTree &) = delete;
-
-    const std::string &root() const { return root_; }
-    std::string path(const std::string &relative) const { return root_ + "/" + relative; }
-    void write(const std::string &relative, const std::string &content)
-    {
-        std::filesystem::path p = path(relative);
-        std::filesystem::create_directories(p.parent_path());
-        std::ofstream(p, std::ios::binary) << content;
-    }
-    void mkdir(const std::string &relative) { std::filesystem::create_directories(path(relative)); }
-    void link(const std::string &relative, const std::string &target)
-    {
-        std::filesystem::path p = path(relative);
-        std::filesystem::create_directories(p.parent_path());
-        std::filesystem::remove(p);
-        std::filesystem::create_symlink(target, p);
-    }
-    void remove(const std::string &relative) { std::filesystem::remove_all(path(relative)); }
-
-private:
-    std::string root_;
+    explicit ScratchTree(const std::string &name) : TempTree(scratchDir(name)) {}
 };
-
-// The sysfs shape of a PCI function and of an mdev, as tests/support/temp_tree.h lays them out.
-inline void addFunction(ScratchTree &tree, const test::FakePci &f)
-{
-    std::string dir = test::devicePath(f);
-    tree.write(dir + "/vendor", fmt::format("0x{:04x}\n", f.vendor));
-    tree.write(dir + "/device", fmt::format("0x{:04x}\n", f.device));
-    tree.write(dir + "/class", fmt::format("0x{:06x}\n", f.classCode));
-    if (f.numa)
-        tree.write(dir + "/numa_node", fmt::format("{}\n", *f.numa));
-    if (!f.driver.empty())
-        tree.link(dir + "/driver", "../../../../bus/pci/drivers/" + f.driver);
-    if (f.group)
-        tree.link(dir + "/iommu_group", fmt::format("../../../../kernel/iommu_groups/{}", *f.group));
-    tree.link("bus/pci/devices/" + f.address, "../../../" + dir);
-    if (f.group)
-        tree.link(fmt::format("kernel/iommu_groups/{}/devices/{}", *f.group, f.address), "../../../../" + dir);
-}
-
-inline void addVgpu(ScratchTree &tree, const test::FakePci &parent, const std::string &uuid, const std::string &typeId,
-                    const std::string &typeName, int group)
-{
-    std::string parentDir = test::devicePath(parent);
-    std::string typeDir = parentDir + "/mdev_supported_types/" + typeId;
-    tree.write(typeDir + "/name", typeName + "\n");
-    tree.write(typeDir + "/available_instances", "4\n");
-    std::string dir = parentDir + "/" + uuid;
-    tree.link(dir + "/mdev_type", "../mdev_supported_types/" + typeId);
-    tree.link(dir + "/iommu_group", fmt::format("../../../../../kernel/iommu_groups/{}", group));
-    tree.link(dir + "/driver", "../../../../../bus/mdev/drivers/nvidia-vgpu-vfio");
-    tree.link("bus/mdev/devices/" + uuid, "../../../" + dir);
-}
 
 struct FixedNode {
     ScratchTree sys{"kvgpu-fuzz-sys"}, dev{"kvgpu-fuzz-dev"};
@@ -112,7 +52,7 @@ struct FixedNode {
                        .parents = "pci0000:b0"};
         functions.push_back(parent);
         for (const FakePci &f : functions) {
-            addFunction(sys, f);
+            test::addPci(sys, f);
             addresses.push_back(f.address);
             functionDirs[f.address] = devicePath(f);
             groups.push_back(*f.group);
@@ -126,7 +66,7 @@ struct FixedNode {
             {"cc618089-8b16-4d01-a136-25a0f3c73123", "nvidia-223", "GRID T4-2Q", 103},
         };
         for (const auto &m : mdevs) {
-            addVgpu(sys, parent, m.uuid, m.type, m.name, m.group);
+            test::addMdev(sys, parent, m.uuid, m.type, m.name, m.group);
             uuids.push_back(m.uuid);
             groups.push_back(m.group);
         }

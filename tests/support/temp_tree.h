@@ -21,6 +21,12 @@ public:
         char pattern[] = "/tmp/kvgpu-unit-XXXXXX";
         root_ = ::mkdtemp(pattern);
     }
+    // A tree at a chosen place (emptied first), e.g. on tmpfs for the fuzzers.
+    explicit TempTree(std::string root) : root_(std::move(root))
+    {
+        std::filesystem::remove_all(root_);
+        std::filesystem::create_directories(root_);
+    }
     ~TempTree() { std::filesystem::remove_all(root_); }
     TempTree(const TempTree &) = delete;
     TempTree &operator=(const TempTree &) = delete;
@@ -75,6 +81,8 @@ inline void addPci(TempTree &tree, const FakePci &f)
     if (f.group)
         tree.link(dir + "/iommu_group", fmt::format("../../../../kernel/iommu_groups/{}", *f.group));
     tree.link("bus/pci/devices/" + f.address, "../../../" + dir);
+    if (f.group)
+        tree.link(fmt::format("kernel/iommu_groups/{}/devices/{}", *f.group, f.address), "../../../../" + dir);
 }
 
 inline void addMdev(TempTree &tree, const FakePci &parent, const std::string &uuid, const std::string &typeId,
