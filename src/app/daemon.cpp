@@ -95,7 +95,9 @@ public:
         log::info("initial scan done", {{"sysfs", common_.sysfsRoot},
                                         {"functions", std::to_string(registry_.observation().functions.size())},
                                         {"mdevs", std::to_string(registry_.observation().mdevs.size())}});
-        for (const auto &[id, problem] : registry_.observation().problems)
+        for (const auto &[id, unreadable] : registry_.observation().unreadableFunctions)
+            log::warn("cannot read device; skipping", {{"device", id}, {"problem", unreadable.problem}});
+        for (const auto &[id, problem] : registry_.observation().unreadableMdevs)
             log::warn("cannot read device; skipping", {{"device", id}, {"problem", problem}});
         publish();
         startHealthTimer();
@@ -192,9 +194,8 @@ private:
     {
         log::debug("uevent", {{"action", event.action}, {"subsystem", event.subsystem}, {"device", event.sysname}});
         applyUevent(registry_, event);
-        if (auto problem = registry_.observation().problems.find(event.sysname);
-            problem != registry_.observation().problems.end())
-            log::warn("cannot read device; skipping", {{"device", event.sysname}, {"problem", problem->second}});
+        if (const std::string *problem = registry_.observation().problemOf(event.sysname))
+            log::warn("cannot read device; skipping", {{"device", event.sysname}, {"problem", *problem}});
         // Published once the monitor's queue is drained, so a burst of events
         // becomes one update per resource.
     }

@@ -1,6 +1,7 @@
 #include "app/list_command.h"
 
 #include "app/options.h"
+#include "device/device_index.h"
 #include "device/node_reader.h"
 #include "device/pci_names.h"
 

@@ -3,7 +3,7 @@
 // The formatters are pure so they are tested on fixed inventories.
 #pragma once
 
-#include "device/inventory.h"
+#include "device/device_row.h"
 
 #include <string>
 

@@ -1,6 +1,7 @@
 // The health rules: from observations (sysfs readings, /dev/vfio nodes, IOMMU
-// group members, recovery uevents and their history) to a verdict with a
-// reason an admin can act on. Pure functions; thread-safe.
+// group members) and the health history (recovery uevents, polled problems
+// with their hysteresis) to a verdict with a reason an admin can act on.
+// Pure functions; thread-safe.
 //
 // Unhealthy when, in this order of precedence:
 //  - the device's /dev/vfio/<group> node is missing;
@@ -10,13 +11,14 @@
 //    rose since the function was bound (these polled signals need two good
 //    reads in a row, or a recovery event, before the device is healthy again);
 //  - its IOMMU group is not viable: a member other than a bridge is bound to a
-//    driver that is not a VFIO driver;
+//    driver that does not keep a group viable (vfio_drivers.h);
 //  - for a vGPU, its parent GPU is gone, unbound, fell off the bus or failed
 //    error recovery.
 // Warnings (logged, shown by `list`, never unhealthy): no reset method, PCIe
 // link trained below its capability.
 #pragma once
 
+#include "device/health_history.h"
 #include "device/observation.h"
 
 #include <string>
@@ -29,24 +31,13 @@ struct Verdict {
     std::string reason; // empty when healthy
 };
 
-// What the polled signals say right now; empty when they are fine.
-std::string polledProblem(const PolledHealth &polled, std::optional<long> aerFatalBaseline);
-
-// Drivers a group member may have without making the group unusable for VFIO.
-bool isVfioCompatibleDriver(const std::string &driver);
-bool isPciBridgeClass(std::uint32_t classCode);
 // Empty when every member allows the group to be opened; otherwise
 // "iommu group 12 not viable: 0000:65:00.1 (audio) bound to snd_hda_intel".
 std::string groupViabilityProblem(int group, const std::vector<GroupMember> &members);
 
-Verdict judgePassthrough(const PciFunction &function, const NodeObservation &node);
-Verdict judgeVgpu(const Mdev &mdev, const NodeObservation &node);
+Verdict judgePassthrough(const PciFunction &function, const NodeObservation &node, const HealthHistories &histories);
+Verdict judgeVgpu(const Mdev &mdev, const NodeObservation &node, const HealthHistories &histories);
 
 std::vector<std::string> passthroughWarnings(const PciFunction &function);
-
-// Parsers for the health files.
-std::optional<long> parseAerTotal(std::string_view text, std::string_view totalKey);
-// "16.0 GT/s PCIe" -> 16.0; nullopt for "Unknown" and junk.
-std::optional<double> parseLinkSpeed(std::string_view text);
 
 } // namespace kvgpu

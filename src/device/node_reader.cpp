@@ -1,7 +1,6 @@
 #include "device/node_reader.h"
 
 #include "base/strings.h"
-#include "device/health.h"
 #include "device/sysfs_parse.h"
 
 #include <sys/stat.h>
@@ -56,11 +55,6 @@ std::string driverOf(const SysfsTree &sysfs, const std::string &dir)
 }
 
 } // namespace
-
-bool isVfioDriver(std::string_view driver)
-{
-    return driver == "vfio-pci" || driver == "nvgrace_gpu_vfio_pci";
-}
 
 std::string DevTree::path(std::string_view relative) const
 {
@@ -297,9 +291,8 @@ void rescanInto(NodeObservation &node, const SysfsTree &sysfs, const DevTree &de
         addresses.insert(address);
     for (const auto &[uuid, m] : node.mdevs)
         uuids.insert(uuid);
-    for (const auto &[id, problem] : node.problems)
-        if (!node.unreadableFunctions.contains(id))
-            uuids.insert(id);
+    for (const auto &[uuid, problem] : node.unreadableMdevs)
+        uuids.insert(uuid);
     if (Result<std::vector<std::string>> listed = sysfs.listDir("bus/pci/devices"))
         addresses.insert(listed->begin(), listed->end());
     if (Result<std::vector<std::string>> listed = sysfs.listDir("bus/mdev/devices"))

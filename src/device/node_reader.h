@@ -45,12 +45,11 @@ std::optional<int> readIommuGroup(const SysfsTree &sysfs, std::string_view addre
 std::set<int> observeVfioGroupNodes(const DevTree &dev);
 
 // Reads every PCI function and mdev; devices that cannot be read end up in
-// `problems` with the reason.
+// `unreadableFunctions` or `unreadableMdevs` with the reason.
 NodeObservation scanNode(const SysfsTree &sysfs, const DevTree &dev);
-// The same onto what is already known, so that health history survives a
-// rescan; devices no longer present are dropped.
+// The same onto what is already known, re-reading every device known or
+// listed; devices no longer present are dropped. (The health history then
+// follows: HealthHistories::followAll.)
 void rescanInto(NodeObservation &node, const SysfsTree &sysfs, const DevTree &dev);
-
-bool isVfioDriver(std::string_view driver);
 
 } // namespace kvgpu

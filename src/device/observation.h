@@ -1,6 +1,7 @@
 // What the plugin observes on the node: NVIDIA PCI functions and mediated
 // devices as sysfs shows them, and which /dev/vfio group nodes exist. These are
-// facts only; src/device/inventory.h derives what is advertised from them.
+// facts only: what the node showed over time is health_history.h, and
+// derivation.h derives what is advertised from both.
 //
 // Thread safety: plain values.
 #pragma once
@@ -32,17 +33,6 @@ struct GroupMember {
     std::string driver;
     std::uint32_t classCode = 0;
     bool operator==(const GroupMember &) const = default;
-};
-
-// What the node has shown of a function's health over time: the verdicts
-// that depend on history rather than on one reading.
-struct HealthHistory {
-    enum class Recovery { None, InProgress, Failed };
-    Recovery recovery = Recovery::None;   // from ERROR_EVENT change uevents
-    std::optional<long> aerFatalBaseline; // counter when the function was first seen bound
-    std::string polledProblem;            // why the polled signals were last bad
-    int goodReadsSince = 0;               // good reads since polledProblem was set
-    std::string driver;                   // driver seen with this history
 };
 
 struct PciFunction {
@@ -90,30 +80,33 @@ struct MdevObservation {
     std::string problem;
 };
 
-// Everything observed, keyed by PCI address or UUID.
+// What could be read of a PCI function that cannot be read whole, and why not.
+struct UnreadableFunction {
+    PciFunction function; // partly filled
+    std::string problem;  // names the file
+};
+
+// Everything observed, keyed by PCI address or UUID. Each device is in at most
+// one map of its kind: present or unreadable.
 struct NodeObservation {
-    std::map<std::string, PciFunction> functions;           // NVIDIA functions only
+    std::map<std::string, PciFunction> functions;                  // NVIDIA functions only
     std::map<std::string, Mdev> mdevs;
-    std::map<std::string, PciFunction> unreadableFunctions; // what could be read of them
-    std::map<std::string, std::string> problems;            // address or UUID -> problem
-    std::set<int> vfioGroupNodes;                           // N for each /dev/vfio/N present
-    bool iommufd = false;                                   // <dev-root>/iommu exists
-    std::map<int, std::vector<GroupMember>> groups;         // IOMMU groups of NVIDIA functions
-    std::map<std::string, HealthHistory> history;           // by PCI address
+    std::map<std::string, UnreadableFunction> unreadableFunctions; // by address
+    std::map<std::string, std::string> unreadableMdevs;            // UUID -> problem
+    std::set<int> vfioGroupNodes;                                  // N for each /dev/vfio/N present
+    bool iommufd = false;                                          // <dev-root>/iommu exists
+    std::map<int, std::vector<GroupMember>> groups;                // IOMMU groups of NVIDIA functions
 
-    // Recovery needs this many consecutive good reads of the polled signals
-    // (or an explicit recovery event), so a device does not flap.
-    static constexpr int kGoodReadsToRecover = 2;
-
-    // Records one observation, replacing whatever was known of that device,
-    // and advances its health history (AER baseline, polled-signal hysteresis;
-    // a new driver starts a new history).
+    // Records one observation, replacing whatever was known of that device.
     void apply(const PciObservation &observation, const std::string &address);
-    // An AER/DPC recovery uevent: BEGIN_RECOVERY, SUCCESSFUL_RECOVERY or FAILED_RECOVERY.
-    void recordErrorEvent(const std::string &address, const std::string &errorEvent);
-    // New polled readings of a function (the health timer).
-    void applyPolled(const std::string &address, const PolledHealth &polled);
     void apply(const MdevObservation &observation, const std::string &uuid);
+    // New polled readings of a function (the health timer); false when no
+    // such function is present.
+    bool applyPolled(const std::string &address, const PolledHealth &polled);
+
+    // Why the device of this name, of either kind, could not be read; nullptr
+    // when it could (or is not known).
+    const std::string *problemOf(const std::string &id) const;
 };
 
 } // namespace kvgpu

@@ -1,5 +1,6 @@
 #include "device/registry.h"
 
+#include "device/pci_class.h"
 #include "device/sysfs_parse.h"
 
 #include <set>
@@ -13,19 +14,22 @@ DeviceRegistry::DeviceRegistry(SysfsTree sysfs, DevTree dev, PciNameSource &name
 
 void DeviceRegistry::rederive(const std::string &id)
 {
-    index_.set(id, deriveDevice(node_, id, names_));
+    index_.set(id, deriveDevice(node_, history_, id, names_));
 }
 
 void DeviceRegistry::rescan()
 {
     std::vector<std::string> known = index_.ids();
     rescanInto(node_, sysfs_, dev_);
+    history_.followAll(node_);
     std::set<std::string> ids(known.begin(), known.end());
     for (const auto &[id, f] : node_.functions)
         ids.insert(id);
     for (const auto &[id, m] : node_.mdevs)
         ids.insert(id);
-    for (const auto &[id, problem] : node_.problems)
+    for (const auto &[id, unreadable] : node_.unreadableFunctions)
+        ids.insert(id);
+    for (const auto &[id, problem] : node_.unreadableMdevs)
         ids.insert(id);
     for (const std::string &id : ids)
         rederive(id);
@@ -49,7 +53,7 @@ void DeviceRegistry::refreshGroup(int group)
 void DeviceRegistry::reconcilePciFunction(const std::string &address, const std::string &errorEvent, bool rebound)
 {
     if (rebound)
-        node_.history.erase(address);
+        history_.forget(address);
     // The groups this function was a member of, and is now.
     std::set<int> groups;
     for (const auto &[group, members] : node_.groups)
@@ -60,9 +64,10 @@ void DeviceRegistry::reconcilePciFunction(const std::string &address, const std:
         groups.insert(*group);
 
     node_.apply(observePciFunction(sysfs_, address), address);
+    history_.follow(node_, address);
     // After the new reading, so that a successful recovery takes the counters as they are now.
     if (!errorEvent.empty())
-        node_.recordErrorEvent(address, errorEvent);
+        history_.recordErrorEvent(node_, address, errorEvent);
     rederive(address);
     // mdevs live under their parent: when the parent changes they may have
     // appeared or gone without an event of their own reaching us yet.
@@ -93,7 +98,8 @@ void DeviceRegistry::refreshPolledHealth()
         if (isAdvertisedClass(f.classCode))
             polled.push_back(address);
     for (const std::string &address : polled) {
-        node_.applyPolled(address, readPolledHealth(sysfs_, address));
+        if (node_.applyPolled(address, readPolledHealth(sysfs_, address)))
+            history_.followPolled(node_, address);
         rederive(address);
     }
     // vGPUs follow their parents' health.

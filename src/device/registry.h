@@ -11,7 +11,8 @@
 // of resources (see PluginManager), never a reference into the registry.
 #pragma once
 
-#include "device/inventory.h"
+#include "device/device_index.h"
+#include "device/health_history.h"
 #include "device/node_reader.h"
 #include "device/pci_names.h"
 
@@ -48,6 +49,7 @@ public:
     std::vector<DeviceIndex::Change> takeChanges() { return index_.takeChanges(); }
 
     const NodeObservation &observation() const { return node_; }
+    const HealthHistories &healthHistory() const { return history_; }
     Inventory inventory() const { return index_.inventory(); }
 
 private:
@@ -59,6 +61,7 @@ private:
     DevTree dev_;
     PciNameSource &names_;
     NodeObservation node_;
+    HealthHistories history_; // follows node_: updated right after each observation is applied
     DeviceIndex index_;
 };
 

@@ -2,6 +2,9 @@
 
 #include "base/strings.h"
 
+#include <charconv>
+#include <cmath>
+
 #include <fmt/format.h>
 
 namespace kvgpu {
@@ -112,6 +115,46 @@ Result<std::vector<std::string>> devicePathComponents(std::string_view linkTarge
     if (!inDevices || out.empty())
         return malformed("device link", linkTarget);
     return out;
+}
+
+std::optional<long> parseAerTotal(std::string_view text, std::string_view totalKey)
+{
+    // Lines "<ErrName> <count>"; the kernel adds a TOTAL_ERR_* line. Without
+    // it, the counts are summed.
+    long sum = 0;
+    bool any = false;
+    for (const std::string &line : split(text, '\n')) {
+        std::string_view l = trim(line);
+        if (l.empty())
+            continue;
+        size_t space = l.find_last_of(" \t");
+        if (space == std::string_view::npos)
+            return std::nullopt;
+        auto count = parseDecimal(trim(l.substr(space + 1)));
+        if (!count || *count < 0)
+            return std::nullopt;
+        std::string_view name = trim(l.substr(0, space));
+        if (name == totalKey)
+            return static_cast<long>(*count);
+        // Junk can hold counts no counter reaches; their sum must not overflow.
+        if (__builtin_add_overflow(sum, static_cast<long>(*count), &sum))
+            return std::nullopt;
+        any = true;
+    }
+    if (!any)
+        return std::nullopt;
+    return sum;
+}
+
+std::optional<double> parseLinkSpeed(std::string_view text)
+{
+    text = trim(text);
+    double value = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    // from_chars also reads "inf" and "nan", which no link trains at.
+    if (ec != std::errc() || ptr == text.data() || !std::isfinite(value) || value <= 0)
+        return std::nullopt;
+    return value;
 }
 
 } // namespace kvgpu

@@ -26,6 +26,12 @@ Result<int> parseIommuGroupLink(std::string_view target);
 std::optional<int> parseGroupNumber(std::string_view name);
 // A decimal counter file such as available_instances.
 Result<long> parseCount(std::string_view text);
+// An AER counter file (aer_dev_fatal: "<ErrName> <count>" lines): the value of
+// the `totalKey` line, or the sum of the counts when the kernel wrote no total;
+// nullopt for an empty file or junk.
+std::optional<long> parseAerTotal(std::string_view text, std::string_view totalKey);
+// A PCIe link speed file: "16.0 GT/s PCIe" -> 16.0; nullopt for "Unknown" and junk.
+std::optional<double> parseLinkSpeed(std::string_view text);
 
 // "0000:65:00.0" is a PCI address (domain:bus:device.function, lowercase or
 // uppercase hex, function 0-7).

@@ -1,6 +1,8 @@
 #include "plugin/allocation.h"
 
 #include "base/strings.h"
+#include "device/derivation.h"
+#include "device/vfio_drivers.h"
 
 #include <algorithm>
 #include <set>
@@ -36,7 +38,7 @@ AllocatableOrError readPassthrough(const SysfsTree &sysfs, const std::string &id
         break;
     }
     const PciFunction &f = seen.function;
-    if (!isVfioDriver(f.driver))
+    if (!isPassthroughDriver(f.driver))
         return failed(fmt::format("device {} is not bound to vfio-pci (driver: {})", id,
                                   f.driver.empty() ? "none" : f.driver));
     if (f.iommuGroup < 0)

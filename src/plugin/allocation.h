@@ -7,7 +7,7 @@
 #pragma once
 
 #include "base/result.h"
-#include "device/inventory.h"
+#include "device/resource.h"
 #include "device/node_reader.h"
 #include "device/sysfs.h"
 

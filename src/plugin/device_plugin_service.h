@@ -10,7 +10,7 @@
 #pragma once
 
 #include "api.grpc.pb.h"
-#include "device/inventory.h"
+#include "device/resource.h"
 #include "device/node_reader.h"
 #include "device/sysfs.h"
 

@@ -12,7 +12,7 @@
 // any state.
 #pragma once
 
-#include "device/inventory.h"
+#include "device/resource.h"
 #include "loop/event_loop.h"
 #include "plugin/resource_server.h"
 

@@ -3,6 +3,7 @@
 // speed or nothing), and power_state, config space and AER counts through
 // polledProblem and the link warnings, whose text must stay one log line.
 #include "device/health.h"
+#include "device/sysfs_parse.h"
 #include "fuzz_support.h"
 #include "oracles.h"
 

@@ -6,7 +6,7 @@
 // foreign device, a GPU bound to nvidia with no vGPUs.
 #pragma once
 
-#include "device/inventory.h"
+#include "device/device_index.h"
 #include "device/node_reader.h"
 #include "fuzz_support.h"
 #include "temp_tree.h" // FakePci, devicePath

@@ -7,6 +7,7 @@
 // the file, or absent, and the scan agrees with the one-device readers; what
 // is advertised can be allocated while the node stays as it is.
 #include "app/list_command.h"
+#include "device/device_index.h"
 #include "device/node_reader.h"
 #include "device/sysfs_parse.h"
 #include "plugin/allocation.h"
@@ -259,7 +260,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *bytes, size_t size)
     FUZZ_CHECK(node.unreadableFunctions.contains(address) == pciUnreadable, address);
     if (uuid != address) {
         FUZZ_CHECK(node.mdevs.contains(uuid) == (mdev.state == MdevObservation::State::Present), uuid);
-        FUZZ_CHECK(node.problems.contains(uuid) == (mdev.state == MdevObservation::State::Unreadable), uuid);
+        FUZZ_CHECK(node.unreadableMdevs.contains(uuid) == (mdev.state == MdevObservation::State::Unreadable), uuid);
     }
 
     Inventory inventory = deriveInventory(node, names);

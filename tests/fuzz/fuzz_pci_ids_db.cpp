@@ -2,7 +2,7 @@
 // reports a malformed file through an error callback that must not return; the
 // database must survive that (no exit, no abort, no leak) and then simply know
 // no names. Every name it does return yields a valid resource name.
-#include "device/inventory.h"
+#include "device/derivation.h"
 #include "device/pci_names.h"
 #include "fuzz_support.h"
 

@@ -2,7 +2,7 @@
 // sanitisers and the validity fixer. Whatever the name, the resource the
 // kubelet is asked to register is valid, a valid name is never touched, and a
 // repair says what it changed.
-#include "device/inventory.h"
+#include "device/derivation.h"
 #include "device/resource_naming.h"
 #include "fuzz_support.h"
 

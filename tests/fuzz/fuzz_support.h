@@ -5,7 +5,8 @@
 
 #include "base/log.h"
 #include "base/strings.h"
-#include "device/inventory.h"
+#include "device/device_row.h"
+#include "device/observation.h"
 #include "device/pci_names.h"
 #include "device/resource_naming.h"
 
@@ -106,17 +107,19 @@ inline void checkInventory(const NodeObservation &node, const Inventory &invento
                 FUZZ_CHECK(!d.healthy, d.id);
         }
     }
-    size_t mdevProblems = 0;
-    for (const auto &[id, problem] : node.problems) {
+    auto checkProblem = [&](const std::string &id, const std::string &problem) {
         FUZZ_CHECK(!problem.empty(), id);
         FUZZ_CHECK(!node.functions.contains(id) && !node.mdevs.contains(id), id);
-        if (!node.unreadableFunctions.contains(id))
-            ++mdevProblems;
         checkLogLine("problem", problem);
+    };
+    for (const auto &[address, unreadable] : node.unreadableFunctions)
+        checkProblem(address, unreadable.problem);
+    for (const auto &[uuid, problem] : node.unreadableMdevs) {
+        FUZZ_CHECK(!node.unreadableFunctions.contains(uuid), uuid);
+        checkProblem(uuid, problem);
     }
-    for (const auto &[address, f] : node.unreadableFunctions)
-        FUZZ_CHECK(node.problems.contains(address), address);
-    size_t expectedRows = node.functions.size() + node.unreadableFunctions.size() + node.mdevs.size() + mdevProblems;
+    size_t expectedRows = node.functions.size() + node.unreadableFunctions.size() + node.mdevs.size() +
+                          node.unreadableMdevs.size();
     FUZZ_CHECK(inventory.rows.size() == expectedRows,
                std::to_string(inventory.rows.size()) + " rows for " + std::to_string(expectedRows) + " devices");
     size_t rowsAdvertised = 0;

@@ -136,14 +136,17 @@ void checkRegistry(const DeviceRegistry &registry, fuzz::FuzzedNames &names, boo
     const NodeObservation &held = registry.observation();
     Inventory inventory = registry.inventory();
     fuzz::checkInventory(held, inventory);
-    FUZZ_CHECK(inventory.resources == deriveInventory(held, names).resources,
+    FUZZ_CHECK(inventory.resources == deriveInventory(held, registry.healthHistory(), names).resources,
                after + ": the incremental index drifted from its own observation");
     if (!comparable)
         return;
     NodeObservation scanned = scanNode(g_node->sysfs(), g_node->devTree());
     FUZZ_CHECK(keys(held.functions) == keys(scanned.functions), after + ": functions " + keys(held.functions));
     FUZZ_CHECK(keys(held.mdevs) == keys(scanned.mdevs), after + ": mdevs " + keys(held.mdevs));
-    FUZZ_CHECK(keys(held.problems) == keys(scanned.problems), after + ": problems " + keys(held.problems));
+    FUZZ_CHECK(keys(held.unreadableFunctions) == keys(scanned.unreadableFunctions),
+               after + ": unreadable functions " + keys(held.unreadableFunctions));
+    FUZZ_CHECK(keys(held.unreadableMdevs) == keys(scanned.unreadableMdevs),
+               after + ": unreadable mdevs " + keys(held.unreadableMdevs));
     FUZZ_CHECK(held.vfioGroupNodes == scanned.vfioGroupNodes, after + ": group nodes");
     // Members of the groups that matter: those of functions present now (the
     // registry may also keep the members of a group whose function became

@@ -1,6 +1,7 @@
 #include "device/health.h"
-#include "device/inventory.h"
+#include "device/health_history.h"
 #include "device/node_reader.h"
+#include "device/vfio_drivers.h"
 #include "temp_tree.h"
 
 #include <doctest/doctest.h>
@@ -20,31 +21,57 @@ PciFunction t4(std::string address = "0000:65:00.0", int group = 12)
                        .maxLinkSpeed = "16.0 GT/s PCIe", .linkWidth = "16", .maxLinkWidth = "16"};
 }
 
-NodeObservation nodeWith(const PciFunction &f)
-{
-    NodeObservation node;
-    node.apply(PciObservation{PciObservation::State::Present, f, {}}, f.address);
-    node.vfioGroupNodes.insert(f.iommuGroup);
-    node.groups[f.iommuGroup] = {GroupMember{f.address, f.driver, f.classCode}};
-    return node;
-}
+// A node as the registry holds it: what was observed, and the health history
+// that follows each observation.
+struct WatchedNode {
+    NodeObservation observed;
+    HealthHistories history;
 
-Verdict verdictOf(const NodeObservation &node, const std::string &address)
-{
-    return judgePassthrough(node.functions.at(address), node);
-}
+    void read(const PciFunction &f)
+    {
+        observed.apply(PciObservation{PciObservation::State::Present, f, {}}, f.address);
+        history.follow(observed, f.address);
+    }
+    void remove(const std::string &address)
+    {
+        observed.apply(PciObservation{}, address);
+        history.follow(observed, address);
+    }
+    // The health timer's read.
+    void poll(const PciFunction &f)
+    {
+        if (observed.applyPolled(f.address, f.polled))
+            history.followPolled(observed, f.address);
+    }
+    void errorEvent(const std::string &address, const std::string &event)
+    {
+        history.recordErrorEvent(observed, address, event);
+    }
+    Verdict verdict(const std::string &address) const
+    {
+        return judgePassthrough(observed.functions.at(address), observed, history);
+    }
+    Verdict vgpuVerdict(const Mdev &m) const { return judgeVgpu(m, observed, history); }
+};
 
-void read(NodeObservation &node, const PciFunction &f) { node.apply(PciObservation{PciObservation::State::Present, f, {}}, f.address); }
+WatchedNode nodeWith(const PciFunction &f)
+{
+    WatchedNode watched;
+    watched.read(f);
+    watched.observed.vfioGroupNodes.insert(f.iommuGroup);
+    watched.observed.groups[f.iommuGroup] = {GroupMember{f.address, f.driver, f.classCode}};
+    return watched;
+}
 
 } // namespace
 
 TEST_CASE("a healthy GPU has no verdict against it")
 {
-    NodeObservation node = nodeWith(t4());
-    Verdict v = verdictOf(node, "0000:65:00.0");
+    WatchedNode node = nodeWith(t4());
+    Verdict v = node.verdict("0000:65:00.0");
     CHECK(v.healthy);
     CHECK(v.reason.empty());
-    CHECK(passthroughWarnings(node.functions.at("0000:65:00.0")).empty());
+    CHECK(passthroughWarnings(node.observed.functions.at("0000:65:00.0")).empty());
 }
 
 TEST_CASE("group viability: every member but bridges must be on a VFIO driver or none")
@@ -58,25 +85,43 @@ TEST_CASE("group viability: every member but bridges must be on a VFIO driver or
     members[1].driver = "vfio-pci";
     CHECK(groupViabilityProblem(12, members).empty());
     for (const char *ok : {"vfio-pci", "nvgrace_gpu_vfio_pci", "mlx5_vfio_pci", "pci-stub"})
-        CHECK(isVfioCompatibleDriver(ok));
+        CHECK(keepsGroupViable(ok));
     for (const char *bad : {"nvidia", "snd_hda_intel", "xhci_hcd", "nouveau"})
-        CHECK_FALSE(isVfioCompatibleDriver(bad));
+        CHECK_FALSE(keepsGroupViable(bad));
 
-    NodeObservation node = nodeWith(t4());
-    node.groups[12].push_back(GroupMember{"0000:65:00.1", "snd_hda_intel", 0x040300});
-    Verdict v = verdictOf(node, "0000:65:00.0");
+    WatchedNode node = nodeWith(t4());
+    node.observed.groups[12].push_back(GroupMember{"0000:65:00.1", "snd_hda_intel", 0x040300});
+    Verdict v = node.verdict("0000:65:00.0");
     CHECK_FALSE(v.healthy);
     CHECK(v.reason == "iommu group 12 not viable: 0000:65:00.1 (audio) bound to snd_hda_intel");
 }
 
+TEST_CASE("a passthrough driver is narrower than a driver that keeps a group viable")
+{
+    for (const char *driver : {"vfio-pci", "nvgrace_gpu_vfio_pci"}) {
+        CHECK(isPassthroughDriver(driver));
+        CHECK(keepsGroupViable(driver));
+    }
+    // A companion may sit on pci-stub or a variant driver, but KubeVirt is
+    // never handed a GPU on one.
+    for (const char *driver : {"pci-stub", "mlx5_vfio_pci", "foo-vfio-pci"}) {
+        CHECK_FALSE(isPassthroughDriver(driver));
+        CHECK(keepsGroupViable(driver));
+    }
+    for (const char *driver : {"", "nvidia", "nouveau", "vfio", "vfio_pci_core"}) {
+        CHECK_FALSE(isPassthroughDriver(driver));
+        CHECK_FALSE(keepsGroupViable(driver));
+    }
+}
+
 TEST_CASE("precedence: a missing node first, then recovery, then polled signals, then the group")
 {
-    NodeObservation node = nodeWith(t4());
-    node.groups[12].push_back(GroupMember{"0000:65:00.1", "snd_hda_intel", 0x040300});
-    node.recordErrorEvent("0000:65:00.0", "BEGIN_RECOVERY");
-    CHECK(verdictOf(node, "0000:65:00.0").reason == "PCIe error recovery in progress");
-    node.vfioGroupNodes.clear();
-    CHECK(verdictOf(node, "0000:65:00.0").reason == "no /dev/vfio/12");
+    WatchedNode node = nodeWith(t4());
+    node.observed.groups[12].push_back(GroupMember{"0000:65:00.1", "snd_hda_intel", 0x040300});
+    node.errorEvent("0000:65:00.0", "BEGIN_RECOVERY");
+    CHECK(node.verdict("0000:65:00.0").reason == "PCIe error recovery in progress");
+    node.observed.vfioGroupNodes.clear();
+    CHECK(node.verdict("0000:65:00.0").reason == "no /dev/vfio/12");
 }
 
 TEST_CASE("fell off the bus, power state error and a rising fatal AER counter are polled problems")
@@ -92,88 +137,88 @@ TEST_CASE("fell off the bus, power state error and a rising fatal AER counter ar
 TEST_CASE("recovery from a polled problem needs two good reads in a row")
 {
     PciFunction f = t4();
-    NodeObservation node = nodeWith(f);
+    WatchedNode node = nodeWith(f);
     f.polled.configVendor = 0xffff;
-    read(node, f);
-    CHECK(verdictOf(node, f.address).reason == "fell off the bus: config space reads vendor 0xffff");
+    node.read(f);
+    CHECK(node.verdict(f.address).reason == "fell off the bus: config space reads vendor 0xffff");
 
     f.polled.configVendor = 0x10de;
-    read(node, f);
-    CHECK_FALSE(verdictOf(node, f.address).healthy); // one good read is not enough
+    node.read(f);
+    CHECK_FALSE(node.verdict(f.address).healthy); // one good read is not enough
     f.polled.configVendor = 0xffff;
-    read(node, f); // flaps: the count starts again
+    node.read(f); // flaps: the count starts again
     f.polled.configVendor = 0x10de;
-    read(node, f);
-    CHECK_FALSE(verdictOf(node, f.address).healthy);
-    node.applyPolled(f.address, f.polled); // the health timer's read counts too
-    CHECK(verdictOf(node, f.address).healthy);
+    node.read(f);
+    CHECK_FALSE(node.verdict(f.address).healthy);
+    node.poll(f); // the health timer's read counts too
+    CHECK(node.verdict(f.address).healthy);
 }
 
 TEST_CASE("the fatal AER counter is compared with its value when the function was bound")
 {
     PciFunction f = t4();
     f.polled.aerFatal = 5; // errors from before we ever saw it do not count
-    NodeObservation node = nodeWith(f);
-    CHECK(verdictOf(node, f.address).healthy);
+    WatchedNode node = nodeWith(f);
+    CHECK(node.verdict(f.address).healthy);
     f.polled.aerFatal = 6;
-    read(node, f);
-    CHECK(verdictOf(node, f.address).reason == "1 fatal AER error(s) since it was bound");
+    node.read(f);
+    CHECK(node.verdict(f.address).reason == "1 fatal AER error(s) since it was bound");
     // A successful recovery accounts for them.
-    node.recordErrorEvent(f.address, "SUCCESSFUL_RECOVERY");
-    CHECK(verdictOf(node, f.address).healthy);
-    read(node, f);
-    CHECK(verdictOf(node, f.address).healthy);
+    node.errorEvent(f.address, "SUCCESSFUL_RECOVERY");
+    CHECK(node.verdict(f.address).healthy);
+    node.read(f);
+    CHECK(node.verdict(f.address).healthy);
 }
 
 TEST_CASE("a failed recovery lasts until the function is rebound or removed")
 {
     PciFunction f = t4();
-    NodeObservation node = nodeWith(f);
-    node.recordErrorEvent(f.address, "BEGIN_RECOVERY");
-    node.recordErrorEvent(f.address, "FAILED_RECOVERY");
-    read(node, f);
-    CHECK(verdictOf(node, f.address).reason == "PCIe error recovery failed");
-    node.recordErrorEvent(f.address, "BEGIN_RECOVERY");
-    node.recordErrorEvent(f.address, "SUCCESSFUL_RECOVERY");
-    CHECK(verdictOf(node, f.address).healthy);
+    WatchedNode node = nodeWith(f);
+    node.errorEvent(f.address, "BEGIN_RECOVERY");
+    node.errorEvent(f.address, "FAILED_RECOVERY");
+    node.read(f);
+    CHECK(node.verdict(f.address).reason == "PCIe error recovery failed");
+    node.errorEvent(f.address, "BEGIN_RECOVERY");
+    node.errorEvent(f.address, "SUCCESSFUL_RECOVERY");
+    CHECK(node.verdict(f.address).healthy);
 
-    node.recordErrorEvent(f.address, "FAILED_RECOVERY");
+    node.errorEvent(f.address, "FAILED_RECOVERY");
     PciFunction unbound = f;
     unbound.driver.clear();
-    read(node, unbound);
-    read(node, f);
-    CHECK(verdictOf(node, f.address).healthy);
+    node.read(unbound);
+    node.read(f);
+    CHECK(node.verdict(f.address).healthy);
 
-    node.recordErrorEvent(f.address, "FAILED_RECOVERY");
-    node.apply(PciObservation{}, f.address); // removed
-    read(node, f);                           // and back
-    CHECK(verdictOf(node, f.address).healthy);
+    node.errorEvent(f.address, "FAILED_RECOVERY");
+    node.remove(f.address); // removed
+    node.read(f);                           // and back
+    CHECK(node.verdict(f.address).healthy);
 }
 
 TEST_CASE("a vGPU follows its parent")
 {
     PciFunction parent = t4("0000:e1:00.0", 50);
     parent.driver = "nvidia";
-    NodeObservation node = nodeWith(parent);
+    WatchedNode node = nodeWith(parent);
     Mdev m{.uuid = "aa618089-8b16-4d01-a136-25a0f3c73123", .parentAddress = "0000:e1:00.0", .parentVendor = 0x10de,
            .typeId = "nvidia-592", .typeName = "NVIDIA L4-1Q", .iommuGroup = 51, .driver = "nvidia-vgpu-vfio"};
-    node.vfioGroupNodes.insert(51);
-    CHECK(judgeVgpu(m, node).healthy);
+    node.observed.vfioGroupNodes.insert(51);
+    CHECK(node.vgpuVerdict(m).healthy);
 
     parent.polled.configVendor = 0xffff;
-    read(node, parent);
-    CHECK(judgeVgpu(m, node).reason == "parent 0000:e1:00.0 fell off the bus");
+    node.read(parent);
+    CHECK(node.vgpuVerdict(m).reason == "parent 0000:e1:00.0 fell off the bus");
     parent.polled.configVendor = 0x10de;
-    read(node, parent);
-    node.recordErrorEvent(parent.address, "FAILED_RECOVERY");
-    CHECK(judgeVgpu(m, node).reason == "parent 0000:e1:00.0: PCIe error recovery failed");
+    node.read(parent);
+    node.errorEvent(parent.address, "FAILED_RECOVERY");
+    CHECK(node.vgpuVerdict(m).reason == "parent 0000:e1:00.0: PCIe error recovery failed");
     parent.driver.clear();
-    read(node, parent);
-    CHECK(judgeVgpu(m, node).reason == "parent 0000:e1:00.0 is not bound to a driver");
-    node.apply(PciObservation{}, parent.address);
-    CHECK(judgeVgpu(m, node).reason == "parent 0000:e1:00.0 is gone");
-    node.vfioGroupNodes.erase(51);
-    CHECK(judgeVgpu(m, node).reason == "no /dev/vfio/51");
+    node.read(parent);
+    CHECK(node.vgpuVerdict(m).reason == "parent 0000:e1:00.0 is not bound to a driver");
+    node.remove(parent.address);
+    CHECK(node.vgpuVerdict(m).reason == "parent 0000:e1:00.0 is gone");
+    node.observed.vfioGroupNodes.erase(51);
+    CHECK(node.vgpuVerdict(m).reason == "no /dev/vfio/51");
 }
 
 TEST_CASE("no reset method and a downtrained link are warnings, not verdicts")
@@ -182,8 +227,8 @@ TEST_CASE("no reset method and a downtrained link are warnings, not verdicts")
     f.resetMethod.reset();
     f.linkSpeed = "8.0 GT/s PCIe";
     f.linkWidth = "8";
-    NodeObservation node = nodeWith(f);
-    CHECK(verdictOf(node, f.address).healthy);
+    WatchedNode node = nodeWith(f);
+    CHECK(node.verdict(f.address).healthy);
     auto warnings = passthroughWarnings(f);
     REQUIRE(warnings.size() == 2);
     CHECK(warnings[0] == "no reset method: a VM may inherit the previous VM's GPU state");
@@ -193,19 +238,6 @@ TEST_CASE("no reset method and a downtrained link are warnings, not verdicts")
     f.linkSpeed = "Unknown";
     f.linkWidth = "16";
     CHECK(passthroughWarnings(f).size() == 1);
-}
-
-TEST_CASE("health file parsers")
-{
-    CHECK(parseAerTotal("Undefined 0\nDLP 1\nTOTAL_ERR_FATAL 4\n", "TOTAL_ERR_FATAL") == 4);
-    CHECK(parseAerTotal("DLP 1\nSDES 2\n", "TOTAL_ERR_FATAL") == 3);
-    CHECK_FALSE(parseAerTotal("", "TOTAL_ERR_FATAL").has_value());
-    CHECK_FALSE(parseAerTotal("DLP lots\n", "TOTAL_ERR_FATAL").has_value());
-    CHECK_FALSE(parseAerTotal("garbage\n", "TOTAL_ERR_FATAL").has_value());
-    CHECK(parseLinkSpeed("16.0 GT/s PCIe\n") == 16.0);
-    CHECK(parseLinkSpeed("2.5 GT/s") == 2.5);
-    CHECK_FALSE(parseLinkSpeed("Unknown").has_value());
-    CHECK_FALSE(parseLinkSpeed("").has_value());
 }
 
 TEST_CASE("config space is not read while the device sleeps in D3cold")

@@ -1,4 +1,5 @@
-#include "device/inventory.h"
+#include "device/device_index.h"
+#include "device/pci_class.h"
 #include "fake_names.h"
 
 #include <doctest/doctest.h>
@@ -166,9 +167,9 @@ TEST_CASE("invalid names are repaired and the repair is reported")
 TEST_CASE("unreadable devices appear in the rows with their problem")
 {
     NodeObservation node;
-    node.unreadableFunctions["0000:66:00.0"] = PciFunction{.address = "0000:66:00.0", .vendor = 0x10de};
-    node.problems["0000:66:00.0"] = "malformed PCI class";
-    node.problems["bad-uuid"] = "cannot read mdev_type";
+    node.unreadableFunctions["0000:66:00.0"] = {PciFunction{.address = "0000:66:00.0", .vendor = 0x10de},
+                                                "malformed PCI class"};
+    node.unreadableMdevs["bad-uuid"] = "cannot read mdev_type";
     auto names = nvidiaNames();
     Inventory inventory = deriveInventory(node, names);
     CHECK(inventory.resources.empty());

@@ -161,7 +161,7 @@ TEST_CASE("a whole-node scan keeps going past a broken device")
     NodeObservation node = scanNode(SysfsTree(sys.root()), DevTree(dev.root()));
     CHECK(node.functions.size() == 1);
     CHECK(node.functions.contains("0000:65:00.0"));
-    CHECK(node.problems.contains("0000:66:00.0"));
+    CHECK(node.unreadableFunctions.contains("0000:66:00.0"));
     CHECK(node.vfioGroupNodes == std::set<int>{12});
     CHECK_FALSE(node.iommufd);
     dev.write("iommu", "");
@@ -176,8 +176,25 @@ TEST_CASE("applying an observation replaces what was known of that device")
     CHECK(node.functions.size() == 1);
     node.apply(PciObservation{PciObservation::State::Unreadable, {}, "cannot read"}, "0000:65:00.0");
     CHECK(node.functions.empty());
-    CHECK(node.problems.at("0000:65:00.0") == "cannot read");
+    CHECK(node.unreadableFunctions.at("0000:65:00.0").problem == "cannot read");
     node.apply(PciObservation{}, "0000:65:00.0");
-    CHECK(node.problems.empty());
     CHECK(node.unreadableFunctions.empty());
+}
+
+TEST_CASE("an mdev event naming a PCI address leaves that function's problem alone")
+{
+    NodeObservation node;
+    node.apply(PciObservation{PciObservation::State::Unreadable, PciFunction{.address = "0000:66:00.0"},
+                              "cannot read class"},
+               "0000:66:00.0");
+    node.apply(MdevObservation{}, "0000:66:00.0"); // no mdev of that name
+    REQUIRE(node.problemOf("0000:66:00.0") != nullptr);
+    CHECK(*node.problemOf("0000:66:00.0") == "cannot read class");
+
+    node.apply(MdevObservation{MdevObservation::State::Unreadable, {}, "cannot read mdev_type"}, "bad-uuid");
+    REQUIRE(node.problemOf("bad-uuid") != nullptr);
+    CHECK(*node.problemOf("bad-uuid") == "cannot read mdev_type");
+    CHECK(node.unreadableFunctions.size() == 1);
+    node.apply(MdevObservation{}, "bad-uuid");
+    CHECK(node.problemOf("bad-uuid") == nullptr);
 }

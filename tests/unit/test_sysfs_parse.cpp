@@ -84,6 +84,19 @@ TEST_CASE("device links yield the PCIe path under /sys/devices")
     CHECK_FALSE(devicePathComponents("../../../devices/").ok());
 }
 
+TEST_CASE("health file parsers")
+{
+    CHECK(parseAerTotal("Undefined 0\nDLP 1\nTOTAL_ERR_FATAL 4\n", "TOTAL_ERR_FATAL") == 4);
+    CHECK(parseAerTotal("DLP 1\nSDES 2\n", "TOTAL_ERR_FATAL") == 3);
+    CHECK_FALSE(parseAerTotal("", "TOTAL_ERR_FATAL").has_value());
+    CHECK_FALSE(parseAerTotal("DLP lots\n", "TOTAL_ERR_FATAL").has_value());
+    CHECK_FALSE(parseAerTotal("garbage\n", "TOTAL_ERR_FATAL").has_value());
+    CHECK(parseLinkSpeed("16.0 GT/s PCIe\n") == 16.0);
+    CHECK(parseLinkSpeed("2.5 GT/s") == 2.5);
+    CHECK_FALSE(parseLinkSpeed("Unknown").has_value());
+    CHECK_FALSE(parseLinkSpeed("").has_value());
+}
+
 TEST_CASE("string helpers")
 {
     CHECK(trim("  a b \n") == "a b");

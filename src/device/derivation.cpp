@@ -1,0 +1,161 @@
+#include "device/derivation.h"
+
+#include "base/strings.h"
+#include "device/health.h"
+#include "device/pci_class.h"
+#include "device/vfio_drivers.h"
+
+#include <fmt/format.h>
+
+namespace kvgpu {
+
+namespace {
+
+std::string pciIds(std::uint16_t vendor, std::uint16_t device)
+{
+    return fmt::format("{:04x}:{:04x}", vendor, device);
+}
+
+} // namespace
+
+NamedResource passthroughResourceName(const PciFunction &f, PciNameSource &names)
+{
+    std::string part;
+    if (std::optional<std::string> model = names.deviceName(f.vendor, f.device))
+        part = sanitizePciDeviceName(*model);
+    std::string fallback = hexDeviceIdName(f.device);
+    if (part.empty())
+        part = fallback;
+    NamePart fixed = repairResourceNamePart(part, fallback);
+    return {resourceName(fixed.name), fixed.repair};
+}
+
+NamedResource vgpuResourceName(const Mdev &m)
+{
+    std::string part = m.typeName.empty() ? m.typeId : sanitizeVgpuTypeName(m.typeName);
+    NamePart fixed = repairResourceNamePart(part, m.typeId);
+    return {resourceName(fixed.name), fixed.repair};
+}
+
+namespace {
+
+void advertise(DerivedDevice &out, const NamedResource &name, DeviceKind kind, AdvertisedDevice device,
+               const Verdict &verdict)
+{
+    device.healthy = verdict.healthy;
+    device.healthReason = verdict.reason;
+    out.kind = kind;
+    out.resource = name.name;
+    out.repair = name.repair;
+    out.row.resource = name.name;
+    out.row.health = device.healthy ? kHealthy : kUnhealthy;
+    out.row.reason = device.healthReason;
+    out.device = std::move(device);
+}
+
+} // namespace
+
+DerivedDevice deriveFunction(const PciFunction &f, const NodeObservation &node, const HealthHistories &histories,
+                             PciNameSource &names)
+{
+    DerivedDevice out;
+    DeviceRow &row = out.row;
+    row = DeviceRow{
+        .id = f.address,
+        .kind = "pci",
+        .ids = pciIds(f.vendor, f.device),
+        .model = names.deviceName(f.vendor, f.device).value_or(""),
+        .driver = f.driver,
+        .deviceClass = classLabel(f.classCode),
+        .iommuGroup = f.iommuGroup,
+        .numaNode = f.numaNode,
+    };
+    if (!isPassthroughDriver(f.driver)) {
+        row.reason = f.driver.empty() ? std::string("not bound to any driver")
+                                      : fmt::format("bound to {}, not vfio-pci", f.driver);
+        if (!f.mdevTypes.empty())
+            row.reason += fmt::format(" (vGPU parent: {} types)", f.mdevTypes.size());
+    } else if (!isAdvertisedClass(f.classCode)) {
+        row.reason = f.iommuGroup >= 0
+                         ? fmt::format("{} function: travels with IOMMU group {}", row.deviceClass, f.iommuGroup)
+                         : fmt::format("{} function: {}", row.deviceClass, f.iommuGroupProblem);
+    } else if (f.iommuGroup < 0) {
+        row.reason = fmt::format("cannot read iommu_group: {}", f.iommuGroupProblem);
+    } else {
+        advertise(out, passthroughResourceName(f, names), DeviceKind::Passthrough,
+                  AdvertisedDevice{.id = f.address, .numaNode = f.numaNode, .iommuGroup = f.iommuGroup,
+                                   .pciePath = f.pciePath},
+                  judgePassthrough(f, node, histories));
+        row.warnings = passthroughWarnings(f);
+    }
+    return out;
+}
+
+DerivedDevice deriveUnreadableFunction(const UnreadableFunction &unreadable)
+{
+    const PciFunction &f = unreadable.function;
+    DerivedDevice out;
+    out.row = DeviceRow{
+        .id = f.address,
+        .kind = "pci",
+        .ids = f.device ? pciIds(f.vendor, f.device) : std::string(),
+        .deviceClass = f.classCode ? classLabel(f.classCode) : std::string(),
+        .reason = unreadable.problem,
+    };
+    return out;
+}
+
+DerivedDevice deriveMdev(const Mdev &m, const NodeObservation &node, const HealthHistories &histories)
+{
+    DerivedDevice out;
+    out.kind = DeviceKind::Vgpu;
+    DeviceRow &row = out.row;
+    row = DeviceRow{
+        .id = m.uuid,
+        .kind = "mdev",
+        .ids = m.typeId,
+        .model = m.typeName,
+        .driver = m.driver,
+        .deviceClass = "vgpu",
+        .iommuGroup = m.iommuGroup,
+        .numaNode = m.numaNode,
+    };
+    if (m.parentVendor != kNvidiaVendorId) {
+        row.reason = fmt::format("parent {} is not an NVIDIA device (vendor {:04x})", m.parentAddress, m.parentVendor);
+    } else if (m.driver.empty()) {
+        row.reason = "not bound to a vGPU driver yet";
+    } else if (NamedResource name = vgpuResourceName(m); name.name == resourceName("")) {
+        // Neither the type's name nor its id has a character a resource name may hold.
+        row.reason = fmt::format("vGPU type {} has no name usable as a resource name", quoteIfNeeded(m.typeId));
+    } else {
+        advertise(out, name, DeviceKind::Vgpu,
+                  AdvertisedDevice{.id = m.uuid, .numaNode = m.numaNode, .iommuGroup = m.iommuGroup,
+                                   .pciePath = m.pciePath},
+                  judgeVgpu(m, node, histories));
+    }
+    return out;
+}
+
+DerivedDevice deriveUnreadableMdev(const std::string &uuid, const std::string &problem)
+{
+    DerivedDevice out;
+    out.kind = DeviceKind::Vgpu;
+    out.row = DeviceRow{.id = uuid, .kind = "mdev", .deviceClass = "vgpu", .reason = problem};
+    return out;
+}
+
+std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const HealthHistories &histories,
+                                          const std::string &id, PciNameSource &names)
+{
+    if (auto f = node.functions.find(id); f != node.functions.end())
+        return deriveFunction(f->second, node, histories, names);
+    if (auto m = node.mdevs.find(id); m != node.mdevs.end())
+        return deriveMdev(m->second, node, histories);
+    if (auto u = node.unreadableFunctions.find(id); u != node.unreadableFunctions.end())
+        return deriveUnreadableFunction(u->second);
+    if (auto u = node.unreadableMdevs.find(id); u != node.unreadableMdevs.end())
+        return deriveUnreadableMdev(id, u->second);
+    return std::nullopt;
+}
+
+} // namespace kvgpu

@@ -1,0 +1,53 @@
+// Derives what one device amounts to from what is observed: whether it is
+// advertised, under which resource, with what health and topology, and, when
+// it is not, why not. This is the one place where policy about devices lives;
+// it does no I/O (names come through PciNameSource).
+//
+// Thread safety: pure functions of their inputs (PciNameSource is used on the
+// caller's thread).
+#pragma once
+
+#include "device/device_row.h"
+#include "device/health_history.h"
+#include "device/observation.h"
+#include "device/pci_names.h"
+#include "device/resource.h"
+#include "device/resource_naming.h"
+
+#include <optional>
+#include <string>
+
+namespace kvgpu {
+
+// What one device amounts to: its `list` row and, when advertised, the
+// resource and the device as ListAndWatch shows it.
+struct DerivedDevice {
+    DeviceRow row;
+    DeviceKind kind = DeviceKind::Passthrough;
+    std::string resource; // empty when not advertised
+    std::string repair;   // what repairing the resource name changed, if anything
+    AdvertisedDevice device;
+};
+
+DerivedDevice deriveFunction(const PciFunction &function, const NodeObservation &node,
+                             const HealthHistories &histories, PciNameSource &names);
+DerivedDevice deriveUnreadableFunction(const UnreadableFunction &unreadable);
+DerivedDevice deriveMdev(const Mdev &mdev, const NodeObservation &node, const HealthHistories &histories);
+DerivedDevice deriveUnreadableMdev(const std::string &uuid, const std::string &problem);
+
+// The derivation of one device of `node` by id: nullopt when the node has no
+// such NVIDIA function or mdev.
+std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const HealthHistories &histories,
+                                          const std::string &id, PciNameSource &names);
+
+// The resource a device is advertised under, and what repairing its name
+// changed (empty when nothing). The same rules serve discovery and Allocate's
+// re-check of a vGPU's type.
+struct NamedResource {
+    std::string name;
+    std::string repair;
+};
+NamedResource passthroughResourceName(const PciFunction &function, PciNameSource &names);
+NamedResource vgpuResourceName(const Mdev &mdev);
+
+} // namespace kvgpu
