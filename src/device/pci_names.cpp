@@ -1,12 +1,12 @@
 #include "device/pci_names.h"
 
 #include "base/log.h"
+#include "base/regular_file.h"
 
 #include <csetjmp>
 #include <cstdlib>
 #include <cstdarg>
 #include <cstdio>
-#include <unistd.h>
 
 extern "C" {
 #include <pci/pci.h>
@@ -59,9 +59,11 @@ void ignoreLibpciDebug(char *, ...) {}
 
 PciIdsDatabase::PciIdsDatabase(std::string path) : path_(std::move(path))
 {
-    if (::access(path_.c_str(), R_OK) != 0) {
-        log::warn("pci.ids database not readable; passthrough resources are named by device id",
-                  {{"path", path_}});
+    // libpci opens the file with a plain fopen(), which waits for ever on a
+    // FIFO: it only gets a path that was a readable regular file a moment ago.
+    if (Result<UniqueFd> file = openRegularFile(path_, LastLink::Follow); !file) {
+        log::warn("pci.ids database not usable; passthrough resources are named by device id",
+                  {{"path", path_}, {"reason", file.error()}});
         return;
     }
     access_ = pci_alloc();

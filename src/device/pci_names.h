@@ -25,8 +25,10 @@ public:
 
 class PciIdsDatabase final : public PciNameSource {
 public:
-    // Never fails: a missing or unreadable file is logged once and every lookup
-    // then returns nullopt (devices are named by their hex id, as the original did).
+    // Never fails: a missing or unreadable file, or one that is not a regular
+    // file (a FIFO would block libpci's fopen), is logged once with the reason
+    // and every lookup then returns nullopt (devices are named by their hex id,
+    // as the original did).
     explicit PciIdsDatabase(std::string path);
     ~PciIdsDatabase() override;
     PciIdsDatabase(const PciIdsDatabase &) = delete;

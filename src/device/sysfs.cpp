@@ -1,5 +1,7 @@
 #include "device/sysfs.h"
 
+#include "base/regular_file.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -18,29 +20,14 @@ Error ioError(std::string_view verb, const std::string &path)
     return Error{fmt::format("cannot {} {}: {}", verb, path, std::strerror(errno))};
 }
 
-Result<std::string> readAll(const std::string &path, size_t maxBytes)
+// What is there instead of the directory or link the caller expected.
+Error wrongKind(std::string_view verb, const std::string &path, std::string_view expected, int error)
 {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ioError("read", path);
-    std::string out;
-    char buffer[4096];
-    while (out.size() < maxBytes) {
-        size_t want = std::min(sizeof(buffer), maxBytes - out.size());
-        ssize_t n = ::read(fd, buffer, want);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            Error e = ioError("read", path);
-            ::close(fd);
-            return e;
-        }
-        if (n == 0)
-            break;
-        out.append(buffer, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return out;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && !S_ISLNK(st.st_mode))
+        return Error{fmt::format("cannot {} {}: it is a {}, not a {}", verb, path, fileKind(st.st_mode), expected)};
+    errno = error;
+    return ioError(verb, path);
 }
 } // namespace
 
@@ -58,12 +45,12 @@ std::string SysfsTree::path(std::string_view relative) const
 Result<std::string> SysfsTree::readFile(std::string_view relative) const
 {
     // sysfs attributes are at most a page; anything longer is not an attribute.
-    return readAll(path(relative), 65536);
+    return readRegularFile(path(relative), 65536, LastLink::Refuse);
 }
 
 Result<std::string> SysfsTree::readBinary(std::string_view relative, size_t maxBytes) const
 {
-    return readAll(path(relative), maxBytes);
+    return readRegularFile(path(relative), maxBytes, LastLink::Refuse);
 }
 
 Result<std::string> SysfsTree::readLink(std::string_view relative) const
@@ -72,16 +59,23 @@ Result<std::string> SysfsTree::readLink(std::string_view relative) const
     char buffer[4096];
     ssize_t n = ::readlink(p.c_str(), buffer, sizeof(buffer));
     if (n < 0)
-        return ioError("read link", p);
+        return errno == EINVAL ? wrongKind("read link", p, "symbolic link", errno) : ioError("read link", p);
     return std::string(buffer, static_cast<size_t>(n));
 }
 
 Result<std::vector<std::string>> SysfsTree::listDir(std::string_view relative) const
 {
     std::string p = path(relative);
-    DIR *dir = ::opendir(p.c_str());
-    if (!dir)
-        return ioError("list", p);
+    // O_DIRECTORY refuses a FIFO or socket without opening it for reading.
+    int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOTDIR ? wrongKind("list", p, "directory", errno) : ioError("list", p);
+    DIR *dir = ::fdopendir(fd);
+    if (!dir) {
+        Error e = ioError("list", p);
+        ::close(fd);
+        return e;
+    }
     std::vector<std::string> names;
     while (dirent *entry = ::readdir(dir)) {
         std::string_view name = entry->d_name;
