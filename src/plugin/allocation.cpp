@@ -20,12 +20,17 @@ const AdvertisedDevice *findDevice(const Resource &resource, const std::string &
     return it != resource.devices.end() && it->id == id ? &*it : nullptr;
 }
 
-AllocatableOrError failed(std::string message)
+AllocationError failed(std::string message)
 {
-    return {std::nullopt, {AllocationError::Code::FailedPrecondition, std::move(message)}};
+    return {AllocationError::Code::FailedPrecondition, std::move(message)};
 }
 
-AllocatableOrError readPassthrough(const SysfsTree &sysfs, const std::string &id)
+AllocationError invalid(std::string message)
+{
+    return {AllocationError::Code::InvalidArgument, std::move(message)};
+}
+
+Result<AllocatableDevice, AllocationError> readPassthrough(const SysfsTree &sysfs, const std::string &id)
 {
     PciObservation seen = observePciFunction(sysfs, id);
     switch (seen.state) {
@@ -43,10 +48,10 @@ AllocatableOrError readPassthrough(const SysfsTree &sysfs, const std::string &id
                                   f.driver.empty() ? "none" : f.driver));
     if (f.iommuGroup < 0)
         return failed(fmt::format("device {} has no usable IOMMU group: {}", id, f.iommuGroupProblem));
-    return {AllocatableDevice{id, f.iommuGroup, f.vfioDevice}, {}};
+    return AllocatableDevice{id, f.iommuGroup, f.vfioDevice};
 }
 
-AllocatableOrError readVgpu(const SysfsTree &sysfs, const Resource &resource, const std::string &id)
+Result<AllocatableDevice, AllocationError> readVgpu(const SysfsTree &sysfs, const Resource &resource, const std::string &id)
 {
     MdevObservation seen = observeMdev(sysfs, id);
     switch (seen.state) {
@@ -60,12 +65,12 @@ AllocatableOrError readVgpu(const SysfsTree &sysfs, const Resource &resource, co
     std::string now = vgpuResourceName(seen.mdev).name;
     if (now != resource.name)
         return failed(fmt::format("vGPU {} is now of type {}, not {}", id, now, resource.name));
-    return {AllocatableDevice{id, seen.mdev.iommuGroup, seen.mdev.vfioDevice}, {}};
+    return AllocatableDevice{id, seen.mdev.iommuGroup, seen.mdev.vfioDevice};
 }
 
 } // namespace
 
-AllocatableOrError readAllocatableDevice(const SysfsTree &sysfs, const Resource &resource, const std::string &id)
+Result<AllocatableDevice, AllocationError> readAllocatableDevice(const SysfsTree &sysfs, const Resource &resource, const std::string &id)
 {
     return resource.kind == DeviceKind::Vgpu ? readVgpu(sysfs, resource, id) : readPassthrough(sysfs, id);
 }
@@ -99,26 +104,39 @@ ContainerAllocation buildContainerAllocation(const Resource &resource,
     return out;
 }
 
-AllocationOrError allocateContainer(const Resource &resource, const std::vector<std::string> &ids,
-                                    const SysfsTree &sysfs, const DevTree &dev)
+Result<ContainerAllocation, AllocationError> allocateContainer(const Resource &resource,
+                                                               const std::vector<std::string> &ids,
+                                                               const SysfsTree &sysfs, const DevTree &dev)
 {
     if (ids.empty())
-        return {std::nullopt, {AllocationError::Code::InvalidArgument,
-                               fmt::format("empty container request for resource {}", resource.name)}};
-    std::vector<AllocatableDevice> devices;
+        return invalid(fmt::format("empty container request for resource {}", resource.name));
+    std::set<std::string> requested;
     for (const std::string &id : ids) {
         if (!findDevice(resource, id))
-            return {std::nullopt, {AllocationError::Code::InvalidArgument,
-                                   fmt::format("unknown device id {} for resource {}", quoteIfNeeded(id),
-                                               resource.name)}};
+            return invalid(fmt::format("unknown device id {} for resource {}", quoteIfNeeded(id), resource.name));
+        if (!requested.insert(id).second)
+            return invalid(fmt::format("device id {} is requested twice for resource {}", quoteIfNeeded(id),
+                                       resource.name));
     }
+    if (!dev.exists("vfio/vfio"))
+        return failed(fmt::format("{} does not exist: the vfio module is not loaded on this node, or --dev-root is "
+                                  "not the host's /dev",
+                                  dev.path("vfio/vfio")));
+    std::vector<AllocatableDevice> devices;
     for (const std::string &id : ids) {
-        AllocatableOrError device = readAllocatableDevice(sysfs, resource, id);
-        if (!device.device)
-            return {std::nullopt, device.error};
-        devices.push_back(*device.device);
+        Result<AllocatableDevice, AllocationError> device = readAllocatableDevice(sysfs, resource, id);
+        if (!device)
+            return device.failure();
+        // The kernel creates the group node when a VFIO driver binds; without
+        // it the container would be given a path to nothing and fail to start
+        // with an obscure runtime error.
+        if (!dev.hasVfioGroupNode(device->iommuGroup))
+            return failed(fmt::format("{} of device {} does not exist: the IOMMU group has no VFIO node "
+                                      "(is the device still bound to a VFIO driver?)",
+                                      dev.path(fmt::format("vfio/{}", device->iommuGroup)), id));
+        devices.push_back(std::move(device).value());
     }
-    return {buildContainerAllocation(resource, devices, dev.root(), dev.hasIommufd()), {}};
+    return buildContainerAllocation(resource, devices, dev.root(), dev.hasIommufd());
 }
 
 namespace {

@@ -37,19 +37,21 @@ struct ContainerAllocation {
     std::vector<DeviceNode> devices;
 };
 
+// Why Allocate refuses a container request; the service maps the code to the
+// gRPC status and sends the message, which a cluster admin can act on.
 struct AllocationError {
-    enum class Code { InvalidArgument, FailedPrecondition };
+    enum class Code {
+        InvalidArgument,    // the kubelet asked for something we never offered (or twice)
+        FailedPrecondition, // the device is no longer fit to hand to a VM
+    };
     Code code;
     std::string message;
 };
 
 // Re-reads one requested device and checks it can still be handed to a VM.
 // The error is FailedPrecondition with a message a cluster admin can act on.
-struct AllocatableOrError {
-    std::optional<AllocatableDevice> device;
-    AllocationError error{AllocationError::Code::FailedPrecondition, {}};
-};
-AllocatableOrError readAllocatableDevice(const SysfsTree &sysfs, const Resource &resource, const std::string &id);
+Result<AllocatableDevice, AllocationError> readAllocatableDevice(const SysfsTree &sysfs, const Resource &resource,
+                                                                  const std::string &id);
 
 // The response for one container: the VFIO container node, each device's group
 // node, with iommufd also /dev/iommu and each /dev/vfio/devices/vfioN; the
@@ -59,14 +61,15 @@ ContainerAllocation buildContainerAllocation(const Resource &resource,
                                              const std::vector<AllocatableDevice> &devices,
                                              const std::string &devRoot, bool iommufd);
 
-// The whole per-container Allocate: unknown ids are InvalidArgument, devices
-// that cannot be allocated now FailedPrecondition.
-struct AllocationOrError {
-    std::optional<ContainerAllocation> allocation;
-    AllocationError error{AllocationError::Code::InvalidArgument, {}};
-};
-AllocationOrError allocateContainer(const Resource &resource, const std::vector<std::string> &ids,
-                                    const SysfsTree &sysfs, const DevTree &dev);
+// The whole per-container Allocate. InvalidArgument: an empty request, an id
+// the resource does not list, an id asked for twice (virt-launcher counts the
+// ids in the env var against the VM's request). FailedPrecondition: a device
+// that cannot be allocated now, or whose /dev/vfio/<group> node (or the
+// /dev/vfio/vfio container node) is missing, which would leave the container
+// spec pointing at nothing.
+Result<ContainerAllocation, AllocationError> allocateContainer(const Resource &resource,
+                                                               const std::vector<std::string> &ids,
+                                                               const SysfsTree &sysfs, const DevTree &dev);
 
 // GetPreferredAllocation for one container: every must-include id first, then,
 // from the rest of `available`, the devices that span the fewest NUMA nodes,

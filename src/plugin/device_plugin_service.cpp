@@ -258,19 +258,19 @@ grpc::ServerUnaryReactor *DevicePluginService::Allocate(grpc::CallbackServerCont
     }
     for (const auto &container : request->container_requests()) {
         std::vector<std::string> ids(container.devices_ids().begin(), container.devices_ids().end());
-        AllocationOrError result = allocateContainer(*resource, ids, sysfs_, dev_);
-        if (!result.allocation) {
-            bool invalid = result.error.code == AllocationError::Code::InvalidArgument;
-            log::warn("Allocate refused", {{"resource", resource->name}, {"reason", result.error.message}});
+        Result<ContainerAllocation, AllocationError> result = allocateContainer(*resource, ids, sysfs_, dev_);
+        if (!result) {
+            bool invalid = result.failure().code == AllocationError::Code::InvalidArgument;
+            log::warn("Allocate refused", {{"resource", resource->name}, {"reason", result.error()}});
             reactor->Finish(grpc::Status(invalid ? grpc::StatusCode::INVALID_ARGUMENT
                                                  : grpc::StatusCode::FAILED_PRECONDITION,
-                                         result.error.message));
+                                         result.error()));
             return reactor;
         }
         auto *out = response->add_container_responses();
-        for (const auto &[key, value] : result.allocation->envs)
+        for (const auto &[key, value] : result->envs)
             (*out->mutable_envs())[key] = value;
-        for (const DeviceNode &node : result.allocation->devices) {
+        for (const DeviceNode &node : result->devices) {
             auto *spec = out->add_devices();
             spec->set_container_path(node.containerPath);
             spec->set_host_path(node.hostPath);

@@ -1,14 +1,16 @@
 // Allocate as the kubelet can call it, against a fixed node: any resource the
 // node advertises (or one the plugin no longer agrees with), any list of ids.
-// Never crashes; an empty request or an id the resource does not have is
-// InvalidArgument; what the node advertises can be allocated while the node is
-// unchanged; a success lists exactly the requested ids and every device node
+// Never crashes; an empty request, an id the resource does not have or an id
+// asked for twice is InvalidArgument; what the node advertises can be
+// allocated while the node is unchanged, unless its /dev/vfio group node is
+// missing; a success lists exactly the requested ids and every device node
 // they need, once each.
 #include "plugin/allocation.h"
 #include "fuzz_node.h"
 #include "fuzz_support.h"
 
 #include <algorithm>
+#include <set>
 
 using namespace kvgpu;
 
@@ -43,8 +45,8 @@ void checkSuccess(const Resource &resource, const std::vector<std::string> &ids,
     }
     // The group node of each device as sysfs shows it now (the snapshot may be stale).
     for (const std::string &id : ids) {
-        AllocatableOrError now = readAllocatableDevice(g_node->sysfs(), resource, id);
-        FUZZ_CHECK(now.device && paths.contains("/dev/vfio/" + std::to_string(now.device->iommuGroup)), id);
+        Result<AllocatableDevice, AllocationError> now = readAllocatableDevice(g_node->sysfs(), resource, id);
+        FUZZ_CHECK(now && paths.contains("/dev/vfio/" + std::to_string(now->iommuGroup)), id);
     }
     FUZZ_CHECK(paths.contains("/dev/iommu") == iommufd, resource.name);
 }
@@ -99,26 +101,32 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *bytes, size_t size)
             ids.push_back(requestedId(data));
     }
 
-    AllocationOrError result = allocateContainer(resource, ids, sysfs, dev);
+    Result<ContainerAllocation, AllocationError> result = allocateContainer(resource, ids, sysfs, dev);
 
     bool allKnown = std::all_of(ids.begin(), ids.end(), [&](const std::string &id) {
         return std::any_of(resource.devices.begin(), resource.devices.end(),
                            [&](const AdvertisedDevice &d) { return d.id == id; });
     });
-    if (ids.empty() || !allKnown) {
-        FUZZ_CHECK(!result.allocation && result.error.code == AllocationError::Code::InvalidArgument,
+    bool repeated = std::set<std::string>(ids.begin(), ids.end()).size() != ids.size();
+    if (ids.empty() || !allKnown || repeated) {
+        FUZZ_CHECK(!result && result.failure().code == AllocationError::Code::InvalidArgument,
                    "accepted " + join(ids, ","));
-        fuzz::checkLogLine("reason", result.error.message);
+        fuzz::checkLogLine("reason", result.error());
         return 0;
     }
-    if (advertised)
-        FUZZ_CHECK(result.allocation.has_value(), resource.name + ": " + result.error.message);
-    if (!result.allocation) {
-        FUZZ_CHECK(result.error.code == AllocationError::Code::FailedPrecondition, result.error.message);
-        FUZZ_CHECK(!result.error.message.empty(), join(ids, ","));
-        fuzz::checkLogLine("reason", result.error.message);
+    bool nodesPresent = std::all_of(ids.begin(), ids.end(), [&](const std::string &id) {
+        auto d = std::find_if(resource.devices.begin(), resource.devices.end(),
+                              [&](const AdvertisedDevice &a) { return a.id == id; });
+        return dev.hasVfioGroupNode(d->iommuGroup);
+    });
+    if (advertised && nodesPresent)
+        FUZZ_CHECK(result.ok(), resource.name + ": " + result.error());
+    if (!result) {
+        FUZZ_CHECK(result.failure().code == AllocationError::Code::FailedPrecondition, result.error());
+        FUZZ_CHECK(!result.error().empty(), join(ids, ","));
+        fuzz::checkLogLine("reason", result.error());
         return 0;
     }
-    checkSuccess(resource, ids, *result.allocation, dev.hasIommufd());
+    checkSuccess(resource, ids, *result, dev.hasIommufd());
     return 0;
 }

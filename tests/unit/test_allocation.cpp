@@ -31,7 +31,7 @@ struct Node {
         dev.write("vfio/12", "");
         dev.write("vfio/13", "");
     }
-    AllocationOrError allocate(const Resource &r, std::vector<std::string> ids)
+    Result<ContainerAllocation, AllocationError> allocate(const Resource &r, std::vector<std::string> ids)
     {
         return allocateContainer(r, ids, SysfsTree(sys.root()), DevTree(dev.root()));
     }
@@ -50,9 +50,9 @@ std::vector<std::string> containerPaths(const ContainerAllocation &a)
 TEST_CASE("passthrough Allocate: container node, each group once, env var in request order")
 {
     Node node;
-    AllocationOrError result = node.allocate(t4Resource({"0000:65:00.0", "0000:66:00.0"}), {"0000:66:00.0", "0000:65:00.0"});
-    REQUIRE(result.allocation);
-    const ContainerAllocation &a = *result.allocation;
+    auto result = node.allocate(t4Resource({"0000:65:00.0", "0000:66:00.0"}), {"0000:66:00.0", "0000:65:00.0"});
+    REQUIRE(result);
+    const ContainerAllocation &a = *result;
     CHECK(containerPaths(a) == std::vector<std::string>{"/dev/vfio/vfio", "/dev/vfio/13", "/dev/vfio/12"});
     CHECK(a.devices[1].hostPath == node.dev.root() + "/vfio/13");
     CHECK(a.devices[1].permissions == "mrw");
@@ -66,10 +66,10 @@ TEST_CASE("Allocate is idempotent")
     Resource r = t4Resource({"0000:65:00.0"});
     auto first = node.allocate(r, {"0000:65:00.0"});
     auto second = node.allocate(r, {"0000:65:00.0"});
-    REQUIRE(first.allocation);
-    REQUIRE(second.allocation);
-    CHECK(first.allocation->devices == second.allocation->devices);
-    CHECK(first.allocation->envs == second.allocation->envs);
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(first->devices == second->devices);
+    CHECK(first->envs == second->envs);
 }
 
 TEST_CASE("with iommufd, /dev/iommu and each device's cdev are added")
@@ -78,20 +78,20 @@ TEST_CASE("with iommufd, /dev/iommu and each device's cdev are added")
     node.dev.write("iommu", "");
     node.sys.mkdir("devices/pci0000:64/0000:64:00.0/0000:65:00.0/vfio-dev/vfio7");
     auto result = node.allocate(t4Resource({"0000:65:00.0", "0000:66:00.0"}), {"0000:65:00.0", "0000:66:00.0"});
-    REQUIRE(result.allocation);
-    CHECK(containerPaths(*result.allocation) ==
+    REQUIRE(result);
+    CHECK(containerPaths(*result) ==
           std::vector<std::string>{"/dev/vfio/vfio", "/dev/vfio/12", "/dev/vfio/13", "/dev/iommu", "/dev/vfio/devices/vfio7"});
-    CHECK(result.allocation->devices[4].hostPath == node.dev.root() + "/vfio/devices/vfio7");
+    CHECK(result->devices[4].hostPath == node.dev.root() + "/vfio/devices/vfio7");
 }
 
 TEST_CASE("unknown ids are INVALID_ARGUMENT naming the id and the resource")
 {
     Node node;
     auto result = node.allocate(t4Resource({"0000:65:00.0"}), {"0000:65:00.0", "0000:99:00.0"});
-    REQUIRE_FALSE(result.allocation);
-    CHECK(result.error.code == AllocationError::Code::InvalidArgument);
-    CHECK(result.error.message == "unknown device id 0000:99:00.0 for resource nvidia.com/TU104GL_TESLA_T4");
-    CHECK(node.allocate(t4Resource({}), {}).error.code == AllocationError::Code::InvalidArgument);
+    REQUIRE_FALSE(result);
+    CHECK(result.failure().code == AllocationError::Code::InvalidArgument);
+    CHECK(result.error() == "unknown device id 0000:99:00.0 for resource nvidia.com/TU104GL_TESLA_T4");
+    CHECK(node.allocate(t4Resource({}), {}).failure().code == AllocationError::Code::InvalidArgument);
 }
 
 TEST_CASE("a device rebound since discovery is FAILED_PRECONDITION with the reason")
@@ -99,13 +99,13 @@ TEST_CASE("a device rebound since discovery is FAILED_PRECONDITION with the reas
     Node node;
     node.sys.link("devices/pci0000:64/0000:64:00.0/0000:66:00.0/driver", "../../../../bus/pci/drivers/nvidia");
     auto result = node.allocate(t4Resource({"0000:65:00.0", "0000:66:00.0"}), {"0000:66:00.0"});
-    REQUIRE_FALSE(result.allocation);
-    CHECK(result.error.code == AllocationError::Code::FailedPrecondition);
-    CHECK(result.error.message == "device 0000:66:00.0 is not bound to vfio-pci (driver: nvidia)");
+    REQUIRE_FALSE(result);
+    CHECK(result.failure().code == AllocationError::Code::FailedPrecondition);
+    CHECK(result.error() == "device 0000:66:00.0 is not bound to vfio-pci (driver: nvidia)");
 
     node.sys.remove("bus/pci/devices/0000:65:00.0");
     auto gone = node.allocate(t4Resource({"0000:65:00.0"}), {"0000:65:00.0"});
-    CHECK(gone.error.message == "device 0000:65:00.0 is no longer present on this node");
+    CHECK(gone.error() == "device 0000:65:00.0 is no longer present on this node");
 }
 
 TEST_CASE("vGPU Allocate hands out only the vGPU's own group node and the MDEV env var")
@@ -115,21 +115,73 @@ TEST_CASE("vGPU Allocate hands out only the vGPU's own group node and the MDEV e
     addPci(node.sys, parent);
     addMdev(node.sys, parent, "aa618089-8b16-4d01-a136-25a0f3c73123", "nvidia-222", std::string("GRID T4-1Q"), 101);
     addMdev(node.sys, parent, "bb618089-8b16-4d01-a136-25a0f3c73123", "nvidia-223", std::string("GRID T4-2Q"), 102);
+    node.dev.write("vfio/101", "");
+    node.dev.write("vfio/102", "");
     Resource r{"nvidia.com/GRID_T4-1Q", DeviceKind::Vgpu,
                {AdvertisedDevice{.id = "aa618089-8b16-4d01-a136-25a0f3c73123"},
                 AdvertisedDevice{.id = "bb618089-8b16-4d01-a136-25a0f3c73123"}}};
 
     auto result = node.allocate(r, {"aa618089-8b16-4d01-a136-25a0f3c73123"});
-    REQUIRE(result.allocation);
-    CHECK(containerPaths(*result.allocation) == std::vector<std::string>{"/dev/vfio/vfio", "/dev/vfio/101"});
-    CHECK(result.allocation->envs.at("MDEV_PCI_RESOURCE_NVIDIA_COM_GRID_T4-1Q") == "aa618089-8b16-4d01-a136-25a0f3c73123");
+    REQUIRE(result);
+    CHECK(containerPaths(*result) == std::vector<std::string>{"/dev/vfio/vfio", "/dev/vfio/101"});
+    CHECK(result->envs.at("MDEV_PCI_RESOURCE_NVIDIA_COM_GRID_T4-1Q") == "aa618089-8b16-4d01-a136-25a0f3c73123");
 
     // A UUID whose type is not this resource's any more.
     auto wrongType = node.allocate(r, {"bb618089-8b16-4d01-a136-25a0f3c73123"});
-    CHECK(wrongType.error.code == AllocationError::Code::FailedPrecondition);
-    CHECK(wrongType.error.message.find("now of type nvidia.com/GRID_T4-2Q") != std::string::npos);
+    CHECK(wrongType.failure().code == AllocationError::Code::FailedPrecondition);
+    CHECK(wrongType.error().find("now of type nvidia.com/GRID_T4-2Q") != std::string::npos);
 
     node.sys.remove("bus/mdev/devices/aa618089-8b16-4d01-a136-25a0f3c73123");
     auto gone = node.allocate(r, {"aa618089-8b16-4d01-a136-25a0f3c73123"});
-    CHECK(gone.error.message == "vGPU aa618089-8b16-4d01-a136-25a0f3c73123 no longer exists on this node");
+    CHECK(gone.error() == "vGPU aa618089-8b16-4d01-a136-25a0f3c73123 no longer exists on this node");
+}
+
+TEST_CASE("the same id twice in one container is INVALID_ARGUMENT naming the id")
+{
+    // virt-launcher counts the ids in the env var against what the VM asked
+    // for: a repeated id would make the VM fail to start.
+    Node node;
+    Resource r = t4Resource({"0000:65:00.0", "0000:66:00.0"});
+    auto result = node.allocate(r, {"0000:65:00.0", "0000:66:00.0", "0000:65:00.0"});
+    REQUIRE_FALSE(result);
+    CHECK(result.failure().code == AllocationError::Code::InvalidArgument);
+    CHECK(result.error() == "device id 0000:65:00.0 is requested twice for resource nvidia.com/TU104GL_TESLA_T4");
+}
+
+TEST_CASE("a device whose /dev/vfio group node is gone is FAILED_PRECONDITION naming the node and the device")
+{
+    Node node;
+    Resource r = t4Resource({"0000:65:00.0", "0000:66:00.0"});
+    node.dev.remove("vfio/13");
+    auto result = node.allocate(r, {"0000:65:00.0", "0000:66:00.0"});
+    REQUIRE_FALSE(result);
+    CHECK(result.failure().code == AllocationError::Code::FailedPrecondition);
+    CHECK(result.error().rfind(node.dev.root() + "/vfio/13 of device 0000:66:00.0 does not exist", 0) == 0);
+
+    // The other device, whose node is there, is still allocated.
+    CHECK(node.allocate(r, {"0000:65:00.0"}));
+}
+
+TEST_CASE("a vGPU whose /dev/vfio group node is gone is refused too")
+{
+    Node node;
+    FakePci parent{.address = "0000:b1:00.0", .driver = "nvidia", .group = 40, .parents = "pci0000:b0"};
+    addPci(node.sys, parent);
+    addMdev(node.sys, parent, "aa618089-8b16-4d01-a136-25a0f3c73123", "nvidia-222", std::string("GRID T4-1Q"), 101);
+    Resource r{"nvidia.com/GRID_T4-1Q", DeviceKind::Vgpu, {AdvertisedDevice{.id = "aa618089-8b16-4d01-a136-25a0f3c73123"}}};
+    auto result = node.allocate(r, {"aa618089-8b16-4d01-a136-25a0f3c73123"});
+    REQUIRE_FALSE(result);
+    CHECK(result.failure().code == AllocationError::Code::FailedPrecondition);
+    CHECK(result.error().find("/vfio/101 of device aa618089-8b16-4d01-a136-25a0f3c73123 does not exist") !=
+          std::string::npos);
+}
+
+TEST_CASE("without the /dev/vfio/vfio container node nothing is allocated, and the reason says why")
+{
+    Node node;
+    node.dev.remove("vfio/vfio");
+    auto result = node.allocate(t4Resource({"0000:65:00.0"}), {"0000:65:00.0"});
+    REQUIRE_FALSE(result);
+    CHECK(result.failure().code == AllocationError::Code::FailedPrecondition);
+    CHECK(result.error().rfind(node.dev.root() + "/vfio/vfio does not exist: the vfio module is not loaded", 0) == 0);
 }
