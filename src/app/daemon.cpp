@@ -1,5 +1,6 @@
 #include "app/daemon.h"
 
+#include "app/health_pass.h"
 #include "app/probe_server.h"
 #include "app/uevent_dispatch.h"
 #include "base/log.h"
@@ -105,7 +106,7 @@ public:
         loop_.run();
 
         probes_.reset(); // its checks post to the loop: stop it while the loop can still drop posts
-        healthTimer_.reset();
+        healthPass_.reset();
         uevents_.reset();
         pluginDirWatch_.reset();
         devWatches_.clear();
@@ -145,17 +146,14 @@ private:
     }
 
     // Signals without uevents (power state, config space, AER counters) are
-    // re-read on a slow timer; every event re-reads them for its device too.
+    // re-read on a slow timer, one device per loop turn; every event re-reads
+    // them for its device too.
     void startHealthTimer()
     {
         if (serve_.healthIntervalSeconds == 0)
             return;
         uint64_t ms = static_cast<uint64_t>(serve_.healthIntervalSeconds) * 1000;
-        healthTimer_ = std::make_unique<Timer>(loop_);
-        healthTimer_->start(ms, ms, [this] {
-            registry_.refreshPolledHealth();
-            publish();
-        });
+        healthPass_ = std::make_unique<HealthPass>(loop_, registry_, ms, [this] { publish(); });
     }
 
     void stop(const char *why)
@@ -271,7 +269,7 @@ private:
     std::unique_ptr<ProbeServer> probes_;
     std::atomic<bool> stopping_{false};
     std::unique_ptr<UeventMonitor> uevents_;
-    std::unique_ptr<Timer> healthTimer_;
+    std::unique_ptr<HealthPass> healthPass_;
     std::unique_ptr<DirectoryWatch> pluginDirWatch_;
     std::map<std::string, std::unique_ptr<DirectoryWatch>> devWatches_;
     std::vector<std::unique_ptr<SignalWatcher>> signals_;

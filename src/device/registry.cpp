@@ -91,20 +91,26 @@ void DeviceRegistry::reconcilePciFunction(const std::string &address, const std:
     }
 }
 
-void DeviceRegistry::refreshPolledHealth()
+std::vector<std::string> DeviceRegistry::polledHealthTargets() const
 {
-    std::vector<std::string> polled;
+    std::vector<std::string> targets;
     for (const auto &[address, f] : node_.functions)
         if (isAdvertisedClass(f.classCode))
-            polled.push_back(address);
-    for (const std::string &address : polled) {
-        if (node_.applyPolled(address, readPolledHealth(sysfs_, address)))
-            history_.followPolled(node_, address);
-        rederive(address);
-    }
-    // vGPUs follow their parents' health.
+            targets.push_back(address);
+    return targets;
+}
+
+void DeviceRegistry::refreshPolledHealth(const std::string &address)
+{
+    if (!node_.functions.contains(address))
+        return; // removed (or become unreadable) since the pass began
+    node_.applyPolled(address, readPolledHealth(sysfs_, address));
+    history_.followPolled(node_, address);
+    rederive(address);
+    // vGPUs follow their parent's health.
     for (const auto &[uuid, mdev] : node_.mdevs)
-        rederive(uuid);
+        if (mdev.parentAddress == address)
+            rederive(uuid);
 }
 
 void DeviceRegistry::reconcileMdev(const std::string &uuid)

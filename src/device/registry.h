@@ -39,9 +39,14 @@ public:
     // Re-reads every VFIO group node and whether /dev/iommu exists.
     void reconcileDevNodes();
     void reconcileVfioNode(int group);
-    // Re-reads the signals that change without an event (power state, config
-    // space liveness, AER counters) of every NVIDIA GPU and NVSwitch.
-    void refreshPolledHealth();
+    // The functions whose signals change without an event (power state,
+    // config space liveness, AER counters): every NVIDIA GPU and NVSwitch.
+    std::vector<std::string> polledHealthTargets() const;
+    // Re-reads those signals of one of them and re-derives it and its vGPUs;
+    // nothing when it is no longer present. One device per call, so that a
+    // pass over many slow devices can yield to events in between (see
+    // app/health_pass.h).
+    void refreshPolledHealth(const std::string &address);
 
     // What changed since the last call: resources whose lists differ (in full),
     // and one entry per device that was advertised, withdrawn or changed health.
