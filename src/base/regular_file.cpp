@@ -42,24 +42,19 @@ const char *fileKind(unsigned mode)
     }
 }
 
-namespace {
-
-Error errnoError(const std::string &path, int error)
-{
-    return Error{fmt::format("cannot read {}: {}", path, std::strerror(error))};
-}
-
-// Why stat(2) failed, in the terms an admin looks for: a link that points
-// nowhere or at itself rather than "No such file or directory".
-Error statError(const std::string &path, int error)
+Error fileError(std::string_view verb, const std::string &path, int error)
 {
     struct stat st;
     if (error == ENOENT && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-        return Error{fmt::format("cannot read {}: it is a dangling symbolic link", path)};
+        return Error{fmt::format("cannot {} {}: it is a dangling symbolic link", verb, path)};
     if (error == ELOOP)
-        return Error{fmt::format("cannot read {}: it is a looping symbolic link", path)};
-    return errnoError(path, error);
+        return Error{fmt::format("cannot {} {}: it is a looping symbolic link", verb, path)};
+    return Error{fmt::format("cannot {} {}: {}", verb, path, std::strerror(error))};
 }
+
+namespace {
+
+Error errnoError(const std::string &path, int error) { return fileError("read", path, error); }
 
 Error notRegular(const std::string &path, unsigned mode)
 {
@@ -75,7 +70,7 @@ Result<UniqueFd> openRegularFile(const std::string &path, LastLink lastLink)
     struct stat before;
     int rc = lastLink == LastLink::Follow ? ::stat(path.c_str(), &before) : ::lstat(path.c_str(), &before);
     if (rc != 0)
-        return statError(path, errno);
+        return errnoError(path, errno);
     if (!S_ISREG(before.st_mode))
         return notRegular(path, before.st_mode);
 
@@ -84,7 +79,7 @@ Result<UniqueFd> openRegularFile(const std::string &path, LastLink lastLink)
         flags |= O_NOFOLLOW;
     UniqueFd fd(::open(path.c_str(), flags));
     if (fd.get() < 0)
-        return errno == ELOOP && lastLink == LastLink::Refuse ? notRegular(path, S_IFLNK) : statError(path, errno);
+        return errno == ELOOP && lastLink == LastLink::Refuse ? notRegular(path, S_IFLNK) : errnoError(path, errno);
 
     // Swapped between the stat and the open: O_NONBLOCK kept the open from
     // waiting, and this keeps the read from doing so.

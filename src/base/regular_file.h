@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 namespace kvgpu {
 
@@ -44,6 +45,11 @@ Result<UniqueFd> openRegularFile(const std::string &path, LastLink lastLink);
 
 // Reads at most `maxBytes` bytes of a regular file opened as above.
 Result<std::string> readRegularFile(const std::string &path, std::size_t maxBytes, LastLink lastLink);
+
+// "cannot <verb> <path>: <reason>" for a failed call on `path` with `error`
+// (an errno), saying "it is a dangling symbolic link" or "it is a looping
+// symbolic link" where strerror would only say ENOENT or ELOOP.
+Error fileError(std::string_view verb, const std::string &path, int error);
 
 // "FIFO", "directory", "socket", ... for the st_mode of a file that is not regular.
 const char *fileKind(unsigned mode);

@@ -73,6 +73,10 @@ Verdict judgeVgpu(const Mdev &m, const NodeObservation &node, const HealthHistor
 std::vector<std::string> passthroughWarnings(const PciFunction &f)
 {
     std::vector<std::string> warnings;
+    // Entries that are there but not what the kernel puts there: the
+    // signals they carry are unknown.
+    for (const std::vector<std::string> *unreadable : {&f.unreadable, &f.polled.unreadable})
+        warnings.insert(warnings.end(), unreadable->begin(), unreadable->end());
     if (!f.resetMethod || trim(*f.resetMethod).empty())
         warnings.push_back("no reset method: a VM may inherit the previous VM's GPU state");
     auto speed = parseLinkSpeed(f.linkSpeed), maxSpeed = parseLinkSpeed(f.maxLinkSpeed);

@@ -15,7 +15,8 @@
 //  - for a vGPU, its parent GPU is gone, unbound, fell off the bus or failed
 //    error recovery.
 // Warnings (logged, shown by `list`, never unhealthy): no reset method, PCIe
-// link trained below its capability.
+// link trained below its capability, an optional file (health, link, reset,
+// vfio-dev) that is there but cannot be read.
 #pragma once
 
 #include "device/health_history.h"

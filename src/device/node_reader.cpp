@@ -28,10 +28,36 @@ auto readParsed(const SysfsTree &sysfs, const std::string &relative, Parse parse
     return parsed;
 }
 
-// The vfio-dev/vfioN entry of a device bound to a VFIO driver on an iommufd kernel.
-std::string vfioDeviceOf(const SysfsTree &sysfs, const std::string &dir)
+// An entry older kernels lack: nullopt when it is not there. One that is
+// there but cannot be read (a FIFO where a file belongs, a file where a
+// directory belongs) is noted in `unreadable` and otherwise treated as absent.
+template <typename T>
+std::optional<T> readOptional(const SysfsTree &sysfs, const std::string &relative, Result<T> read,
+                              std::vector<std::string> &unreadable)
 {
-    Result<std::vector<std::string>> entries = sysfs.listDir(dir + "/vfio-dev");
+    if (read)
+        return std::move(read).value();
+    if (sysfs.exists(relative))
+        unreadable.push_back(read.error());
+    return std::nullopt;
+}
+
+std::optional<std::string> optionalFile(const SysfsTree &sysfs, const std::string &relative,
+                                        std::vector<std::string> &unreadable)
+{
+    return readOptional(sysfs, relative, sysfs.readFile(relative), unreadable);
+}
+
+std::optional<std::vector<std::string>> optionalDir(const SysfsTree &sysfs, const std::string &relative,
+                                                    std::vector<std::string> &unreadable)
+{
+    return readOptional(sysfs, relative, sysfs.listDir(relative), unreadable);
+}
+
+// The vfio-dev/vfioN entry of a device bound to a VFIO driver on an iommufd kernel.
+std::string vfioDeviceOf(const SysfsTree &sysfs, const std::string &dir, std::vector<std::string> &unreadable)
+{
+    std::optional<std::vector<std::string>> entries = optionalDir(sysfs, dir + "/vfio-dev", unreadable);
     if (!entries)
         return {};
     for (const std::string &name : *entries)
@@ -48,10 +74,24 @@ bool isEntryName(std::string_view name)
     return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos;
 }
 
-std::string driverOf(const SysfsTree &sysfs, const std::string &dir)
+// The driver's name; empty when unbound (no driver link). A driver link is
+// always <...>/drivers/<name>: anything else there is an error naming it.
+Result<std::string> driverOf(const SysfsTree &sysfs, const std::string &dir)
 {
-    Result<std::string> link = sysfs.readLink(dir + "/driver");
-    return link ? std::string(baseName(*link)) : std::string();
+    const std::string relative = dir + "/driver";
+    if (!sysfs.exists(relative))
+        return std::string();
+    Result<std::string> link = sysfs.readLink(relative);
+    if (!link)
+        return link;
+    std::string_view target = *link;
+    while (!target.empty() && target.back() == '/')
+        target.remove_suffix(1);
+    size_t slash = target.rfind('/');
+    if (slash == std::string_view::npos || baseName(target.substr(0, slash)) != "drivers" ||
+        !isEntryName(target.substr(slash + 1)))
+        return Error{fmt::format("{}: malformed driver link {}", sysfs.path(relative), quoteIfNeeded(*link))};
+    return std::string(target.substr(slash + 1));
 }
 
 } // namespace
@@ -110,7 +150,10 @@ PciObservation observePciFunction(const SysfsTree &sysfs, std::string_view addre
         return unreadable(classCode.error());
     f.classCode = *classCode;
 
-    f.driver = driverOf(sysfs, dir);
+    Result<std::string> driver = driverOf(sysfs, dir);
+    if (!driver)
+        return unreadable(driver.error());
+    f.driver = *driver;
 
     // Kernels built without NUMA support have no numa_node file: that is "unknown",
     // not an error. A file that is there but malformed is.
@@ -132,17 +175,17 @@ PciObservation observePciFunction(const SysfsTree &sysfs, std::string_view addre
         f.iommuGroup = *n;
     }
 
-    f.vfioDevice = vfioDeviceOf(sysfs, dir);
-    if (Result<std::vector<std::string>> types = sysfs.listDir(dir + "/mdev_supported_types"))
+    f.vfioDevice = vfioDeviceOf(sysfs, dir, f.unreadable);
+    if (auto types = optionalDir(sysfs, dir + "/mdev_supported_types", f.unreadable))
         f.mdevTypes = *types;
 
     // Health signals: optional files (older kernels lack some); never a reason
-    // to skip the function.
+    // to skip the function, though one that cannot be read is reported.
     f.polled = readPolledHealth(sysfs, address);
-    if (Result<std::string> reset = sysfs.readFile(dir + "/reset_method"))
+    if (auto reset = optionalFile(sysfs, dir + "/reset_method", f.unreadable))
         f.resetMethod = std::string(trim(*reset));
     auto optionalText = [&](const char *name) {
-        Result<std::string> text = sysfs.readFile(dir + "/" + name);
+        std::optional<std::string> text = optionalFile(sysfs, dir + "/" + name, f.unreadable);
         return text ? std::string(trim(*text)) : std::string();
     };
     f.linkSpeed = optionalText("current_link_speed");
@@ -186,6 +229,10 @@ MdevObservation observeMdev(const SysfsTree &sysfs, std::string_view uuid)
     Result<std::string> type = sysfs.readLink(dir + "/mdev_type");
     if (!type)
         return unreadable(type.error());
+    // The type is named by the link, but must also be a type directory: a
+    // dangling or looping link would otherwise name a resource.
+    if (Result<std::vector<std::string>> typeDir = sysfs.listDir(dir + "/mdev_type"); !typeDir)
+        return unreadable(typeDir.error());
     m.typeId = std::string(baseName(*type));
     if (sysfs.exists(dir + "/mdev_type/name")) {
         Result<std::string> name = sysfs.readFile(dir + "/mdev_type/name");
@@ -204,7 +251,10 @@ MdevObservation observeMdev(const SysfsTree &sysfs, std::string_view uuid)
     // The kernel adds an mdev first and binds its driver after; the driver's
     // probe is what creates the IOMMU group. Until then the mdev is simply not
     // ready, which is not a problem worth a warning.
-    m.driver = driverOf(sysfs, dir);
+    Result<std::string> driver = driverOf(sysfs, dir);
+    if (!driver)
+        return unreadable(driver.error());
+    m.driver = *driver;
     if (m.driver.empty()) {
         out.state = MdevObservation::State::Present;
         return out;
@@ -216,7 +266,8 @@ MdevObservation observeMdev(const SysfsTree &sysfs, std::string_view uuid)
     if (!n)
         return unreadable(fmt::format("{}/iommu_group: {}", sysfs.path(dir), n.error()));
     m.iommuGroup = *n;
-    m.vfioDevice = vfioDeviceOf(sysfs, dir);
+    std::vector<std::string> ignored; // an mdev has no warnings to show them in
+    m.vfioDevice = vfioDeviceOf(sysfs, dir, ignored);
     out.state = MdevObservation::State::Present;
     return out;
 }
@@ -225,15 +276,16 @@ PolledHealth readPolledHealth(const SysfsTree &sysfs, std::string_view address)
 {
     const std::string dir = pciDir(address);
     PolledHealth polled;
-    if (Result<std::string> power = sysfs.readFile(dir + "/power_state"))
+    if (auto power = optionalFile(sysfs, dir + "/power_state", polled.unreadable))
         polled.powerState = std::string(trim(*power));
     if (polled.powerState != "D3cold") {
-        Result<std::string> config = sysfs.readBinary(dir + "/config", 2);
-        if (config && config->size() == 2)
-            polled.configVendor = static_cast<std::uint16_t>(static_cast<unsigned char>((*config)[0]) |
-                                                             (static_cast<unsigned char>((*config)[1]) << 8));
+        const std::string config = dir + "/config";
+        if (auto bytes = readOptional(sysfs, config, sysfs.readBinary(config, 2), polled.unreadable);
+            bytes && bytes->size() == 2)
+            polled.configVendor = static_cast<std::uint16_t>(static_cast<unsigned char>((*bytes)[0]) |
+                                                             (static_cast<unsigned char>((*bytes)[1]) << 8));
     }
-    if (Result<std::string> fatal = sysfs.readFile(dir + "/aer_dev_fatal"))
+    if (auto fatal = optionalFile(sysfs, dir + "/aer_dev_fatal", polled.unreadable))
         polled.aerFatal = parseAerTotal(*fatal, "TOTAL_ERR_FATAL");
     return polled;
 }
@@ -254,7 +306,10 @@ std::vector<GroupMember> readGroupMembers(const SysfsTree &sysfs, int group)
     if (!names)
         return members;
     for (const std::string &address : *names) {
-        GroupMember member{address, driverOf(sysfs, pciDir(address)), 0};
+        // A member whose driver cannot be read may hold the group: it is
+        // taken as bound to a host driver, which makes the group not viable.
+        Result<std::string> driver = driverOf(sysfs, pciDir(address));
+        GroupMember member{address, driver ? *driver : std::string("an unreadable driver"), 0};
         if (Result<std::string> text = sysfs.readFile(pciDir(address) + "/class"))
             if (Result<std::uint32_t> classCode = parsePciClass(*text))
                 member.classCode = *classCode;

@@ -23,6 +23,7 @@ struct PolledHealth {
     std::string powerState;                  // D0..D3hot, D3cold, unknown, error; empty when absent
     std::optional<std::uint16_t> configVendor; // vendor id in config space; not read in D3cold
     std::optional<long> aerFatal;            // TOTAL_ERR_FATAL of aer_dev_fatal
+    std::vector<std::string> unreadable;     // files that are there but cannot be read, with the reason
     bool operator==(const PolledHealth &) const = default;
 };
 
@@ -50,6 +51,7 @@ struct PciFunction {
     PolledHealth polled;               // signals that change without an event
     std::optional<std::string> resetMethod; // nullopt: no reset_method file
     std::string linkSpeed, maxLinkSpeed, linkWidth, maxLinkWidth; // empty when unknown
+    std::vector<std::string> unreadable; // optional entries that are there but cannot be read, with the reason
 };
 
 struct Mdev {

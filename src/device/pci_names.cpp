@@ -62,6 +62,7 @@ PciIdsDatabase::PciIdsDatabase(std::string path) : path_(std::move(path))
     // libpci opens the file with a plain fopen(), which waits for ever on a
     // FIFO: it only gets a path that was a readable regular file a moment ago.
     if (Result<UniqueFd> file = openRegularFile(path_, LastLink::Follow); !file) {
+        unusable_ = file.error();
         log::warn("pci.ids database not usable; passthrough resources are named by device id",
                   {{"path", path_}, {"reason", file.error()}});
         return;
@@ -91,6 +92,7 @@ std::optional<std::string> PciIdsDatabase::deviceName(std::uint16_t vendor, std:
     std::jmp_buf jump;
     if (setjmp(jump) != 0) {
         t_lookupJump = nullptr;
+        unusable_ = "malformed database";
         pci_cleanup(access_);
         access_ = nullptr;
         return std::nullopt;

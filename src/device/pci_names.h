@@ -35,9 +35,12 @@ public:
     PciIdsDatabase &operator=(const PciIdsDatabase &) = delete;
 
     std::optional<std::string> deviceName(std::uint16_t vendor, std::uint16_t device) override;
+    // Why the file is not used (it is missing, not a regular file, ...); empty while it is.
+    const std::string &unusableReason() const { return unusable_; }
 
 private:
     std::string path_;
+    std::string unusable_;
     pci_access *access_ = nullptr;
     std::map<std::uint32_t, std::optional<std::string>> cache_;
 };

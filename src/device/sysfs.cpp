@@ -15,10 +15,7 @@
 namespace kvgpu {
 
 namespace {
-Error ioError(std::string_view verb, const std::string &path)
-{
-    return Error{fmt::format("cannot {} {}: {}", verb, path, std::strerror(errno))};
-}
+Error ioError(std::string_view verb, const std::string &path) { return fileError(verb, path, errno); }
 
 // What is there instead of the directory or link the caller expected.
 Error wrongKind(std::string_view verb, const std::string &path, std::string_view expected, int error)
