@@ -80,4 +80,33 @@ inline void replaceWith(TempTree &tree, const std::string &relative, Oddity oddi
     }
 }
 
+// Puts `oddity` at `relative` for the life of the object, then puts back
+// what was there (moved aside meanwhile), so one tree serves many cases.
+class ScopedOddity {
+public:
+    ScopedOddity(TempTree &tree, std::string relative, Oddity oddity)
+        : tree_(tree), relative_(std::move(relative)), saved_(tree.path(".saved"))
+    {
+        std::filesystem::remove_all(saved_);
+        std::error_code absent;
+        std::filesystem::rename(tree_.path(relative_), saved_, absent);
+        hadOriginal_ = !absent;
+        replaceWith(tree_, relative_, oddity);
+    }
+    ~ScopedOddity()
+    {
+        tree_.remove(relative_);
+        if (hadOriginal_)
+            std::filesystem::rename(saved_, tree_.path(relative_));
+    }
+    ScopedOddity(const ScopedOddity &) = delete;
+    ScopedOddity &operator=(const ScopedOddity &) = delete;
+
+private:
+    TempTree &tree_;
+    std::string relative_;
+    std::string saved_;
+    bool hadOriginal_ = false;
+};
+
 } // namespace kvgpu::test

@@ -87,12 +87,12 @@ bool contains(const std::vector<std::string> &reasons, const std::string &path, 
 
 TEST_CASE("anything but a regular file in place of an identity attribute makes the GPU unreadable, naming it")
 {
+    Node node;
     for (std::string name : {"vendor", "device", "class", "numa_node"}) {
         for (Oddity oddity : test::allOddities()) {
             CAPTURE(name);
             INFO("in its place: ", std::string(test::describe(oddity)));
-            Node node;
-            replaceWith(node.sys, node.gpuFile(name), oddity);
+            test::ScopedOddity odd(node.sys, node.gpuFile(name), oddity);
 
             PciObservation seen = node.observeGpu();
             CHECK(seen.state == PciObservation::State::Unreadable);
@@ -105,42 +105,51 @@ TEST_CASE("anything but a regular file in place of an identity attribute makes t
             CHECK(scanned.unreadableFunctions.contains("0000:65:00.0"));
         }
     }
+    // Each case put back what it replaced: the node is whole again.
+    CHECK(node.observeGpu().state == PciObservation::State::Present);
+    CHECK(node.observeVgpu().state == MdevObservation::State::Present);
 }
 
 TEST_CASE("anything but a driver link in place of the driver makes the GPU unreadable rather than unbound")
 {
+    Node node;
     for (Oddity oddity : test::allOddities()) {
         INFO("in its place: ", std::string(test::describe(oddity)));
-        Node node;
-        replaceWith(node.sys, node.gpuFile("driver"), oddity);
+        test::ScopedOddity odd(node.sys, node.gpuFile("driver"), oddity);
         PciObservation seen = node.observeGpu();
         CHECK(seen.state == PciObservation::State::Unreadable);
         checkReason(seen.problem, "bus/pci/devices/0000:65:00.0/driver", oddity);
     }
+    // Each case put back what it replaced: the node is whole again.
+    CHECK(node.observeGpu().state == PciObservation::State::Present);
+    CHECK(node.observeVgpu().state == MdevObservation::State::Present);
 }
 
 TEST_CASE("anything but a group link in place of iommu_group leaves the GPU without a group, and says why")
 {
+    Node node;
     for (Oddity oddity : test::allOddities()) {
         INFO("in its place: ", std::string(test::describe(oddity)));
-        Node node;
-        replaceWith(node.sys, node.gpuFile("iommu_group"), oddity);
+        test::ScopedOddity odd(node.sys, node.gpuFile("iommu_group"), oddity);
         PciObservation seen = node.observeGpu();
         REQUIRE(seen.state == PciObservation::State::Present);
         CHECK(seen.function.iommuGroup == -1);
         checkReason(seen.function.iommuGroupProblem, "bus/pci/devices/0000:65:00.0/iommu_group", oddity);
     }
+    // Each case put back what it replaced: the node is whole again.
+    CHECK(node.observeGpu().state == PciObservation::State::Present);
+    CHECK(node.observeVgpu().state == MdevObservation::State::Present);
 }
 
 TEST_CASE("an optional health or link file that cannot be read is a warning on the GPU, which stays advertised")
 {
+    Node node;
     for (std::string name : {"power_state", "config", "aer_dev_fatal", "reset_method", "current_link_speed",
                              "max_link_speed", "current_link_width", "max_link_width"}) {
         for (Oddity oddity : test::allOddities()) {
             CAPTURE(name);
             INFO("in its place: ", std::string(test::describe(oddity)));
-            Node node;
-            replaceWith(node.sys, node.gpuFile(name), oddity);
+            test::ScopedOddity odd(node.sys, node.gpuFile(name), oddity);
 
             PciObservation seen = node.observeGpu();
             REQUIRE(seen.state == PciObservation::State::Present);
@@ -152,18 +161,21 @@ TEST_CASE("an optional health or link file that cannot be read is a warning on t
             CHECK(polled.unreadable.empty() != isPolled);
         }
     }
+    // Each case put back what it replaced: the node is whole again.
+    CHECK(node.observeGpu().state == PciObservation::State::Present);
+    CHECK(node.observeVgpu().state == MdevObservation::State::Present);
 }
 
 TEST_CASE("anything but a directory in place of vfio-dev or mdev_supported_types is a warning on the GPU")
 {
+    Node node;
     for (std::string name : {"vfio-dev", "mdev_supported_types"}) {
         for (Oddity oddity : test::allOddities()) {
             if (oddity == Oddity::Directory)
                 continue;
             CAPTURE(name);
             INFO("in its place: ", std::string(test::describe(oddity)));
-            Node node;
-            replaceWith(node.sys, node.gpuFile(name), oddity);
+            test::ScopedOddity odd(node.sys, node.gpuFile(name), oddity);
             PciObservation seen = node.observeGpu();
             REQUIRE(seen.state == PciObservation::State::Present);
             if (name == "vfio-dev")
@@ -174,11 +186,15 @@ TEST_CASE("anything but a directory in place of vfio-dev or mdev_supported_types
                            oddity));
         }
     }
+    // Each case put back what it replaced: the node is whole again.
+    CHECK(node.observeGpu().state == PciObservation::State::Present);
+    CHECK(node.observeVgpu().state == MdevObservation::State::Present);
 }
 
 TEST_CASE("bad input in place of what a vGPU is read from makes the vGPU unreadable, naming the file")
 {
-    const std::string parentDir = devicePath(Node().parent);
+    Node node;
+    const std::string parentDir = devicePath(node.parent);
     struct Entry {
         std::string relative; // where the oddity goes
         std::string named;    // what the reason names (through bus/...)
@@ -195,16 +211,18 @@ TEST_CASE("bad input in place of what a vGPU is read from makes the vGPU unreada
         for (Oddity oddity : test::allOddities()) {
             CAPTURE(entry.relative);
             INFO("in its place: ", std::string(test::describe(oddity)));
-            Node node;
             if (entry.relative.ends_with("/mdev_type") && oddity == Oddity::Directory)
                 continue; // a directory is what a type link resolves to; covered by a FIFO etc.
-            replaceWith(node.sys, entry.relative, oddity);
+            test::ScopedOddity odd(node.sys, entry.relative, oddity);
             MdevObservation seen = node.observeVgpu();
             CHECK(seen.state == MdevObservation::State::Unreadable);
             checkReason(seen.problem, entry.named, oddity);
             CHECK(node.observeGpu().state == PciObservation::State::Present);
         }
     }
+    // Each case put back what it replaced: the node is whole again.
+    CHECK(node.observeGpu().state == PciObservation::State::Present);
+    CHECK(node.observeVgpu().state == MdevObservation::State::Present);
 }
 
 TEST_CASE("listing a directory that is something else is an error naming it, never a wait")
