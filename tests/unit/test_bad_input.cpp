@@ -270,3 +270,21 @@ TEST_CASE("a pci.ids reached through a link to a regular file is used")
     CHECK(db.deviceName(0x10de, 0x1eb8) == "TU104GL [Tesla T4]");
     CHECK(db.unusableReason().empty());
 }
+
+TEST_CASE("a group member whose driver cannot be read makes the group not viable rather than unbound")
+{
+    TempTree sys, dev;
+    FakePci gpu{.address = "0000:65:00.0", .group = 12};
+    FakePci audio{.address = "0000:65:00.1", .vendor = 0x8086, .classCode = 0x040300, .driver = "snd_hda_intel",
+                  .group = 12};
+    addPci(sys, gpu);
+    addPci(sys, audio);
+    dev.write("vfio/vfio", "");
+    dev.write("vfio/12", "");
+    replaceWith(sys, devicePath(audio) + "/driver", Oddity::Fifo);
+
+    NodeObservation node = scanNode(SysfsTree(sys.root()), DevTree(dev.root()));
+    REQUIRE(node.groups.contains(12));
+    CHECK(groupViabilityProblem(12, node.groups.at(12)) ==
+          "iommu group 12 not viable: 0000:65:00.1 (audio) bound to an unreadable driver");
+}
