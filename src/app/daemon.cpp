@@ -2,11 +2,10 @@
 
 #include "app/health_pass.h"
 #include "app/probe_server.h"
-#include "app/uevent_dispatch.h"
+#include "app/event_dispatch.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "device/registry.h"
-#include "device/sysfs_parse.h"
 #include "monitor/directory_watch.h"
 #include "monitor/uevent_monitor.h"
 #include "plugin/plugin_manager.h"
@@ -29,37 +28,13 @@ bool isDirectory(const std::string &path)
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-void logChange(const DeviceIndex::Change &change)
-{
-    using Kind = DeviceIndex::Change::Kind;
-    const char *health = change.healthy ? kHealthy : kUnhealthy;
-    switch (change.kind) {
-    case Kind::Advertised:
-        if (!change.repair.empty())
-            log::warn("resource name repaired", {{"resource", change.resource}, {"detail", change.repair}});
-        log::info("device advertised", {{"device", change.id}, {"resource", change.resource}, {"health", health}});
-        break;
-    case Kind::Withdrawn:
-        log::info("device withdrawn", {{"device", change.id}, {"resource", change.resource}});
-        return;
-    case Kind::HealthChanged:
-        log::info("device health changed", {{"device", change.id}, {"resource", change.resource}, {"health", health}});
-        break;
-    case Kind::Warnings:
-        for (const std::string &warning : change.warnings)
-            log::warn("device warning", {{"device", change.id}, {"warning", warning}});
-        return;
-    }
-    if (!change.healthy)
-        log::warn("device unhealthy", {{"device", change.id}, {"reason", change.reason}});
-}
-
 class Daemon {
 public:
     Daemon(const CommonOptions &common, const ServeOptions &serve)
         : common_(common), serve_(serve), names_(common.pciIds),
           registry_(SysfsTree(common.sysfsRoot), DevTree(common.devRoot), names_),
-          plugins_(loop_, PluginConfig{common.pluginDir, SysfsTree(common.sysfsRoot), DevTree(common.devRoot)})
+          plugins_(loop_, PluginConfig{common.pluginDir, SysfsTree(common.sysfsRoot), DevTree(common.devRoot)}),
+          events_(loop_, registry_, [this](std::map<std::string, Resource> changed) { plugins_.update(std::move(changed)); })
     {
     }
 
@@ -78,9 +53,10 @@ public:
         signals_.push_back(std::make_unique<SignalWatcher>(loop_, SIGTERM, [this] { stop("SIGTERM"); }));
         signals_.push_back(std::make_unique<SignalWatcher>(loop_, SIGINT, [this] { stop("SIGINT"); }));
         signals_.push_back(std::make_unique<SignalWatcher>(loop_, SIGHUP, [this] {
-            log::info("SIGHUP: rescanning every device");
-            registry_.rescan();
-            publish();
+            // A monitor whose socket could not be re-opened gets another try.
+            if (uevents_ && !uevents_->ensureListening())
+                log::error("still no uevent monitor: devices added later are not seen until SIGHUP");
+            events_.requestRescan("SIGHUP");
         }));
 
         if (serve_.probePort != 0 && !startProbes())
@@ -92,15 +68,8 @@ public:
         watchPluginDir();
         watchDevTree();
 
-        registry_.rescan();
-        log::info("initial scan done", {{"sysfs", common_.sysfsRoot},
-                                        {"functions", std::to_string(registry_.observation().functions.size())},
-                                        {"mdevs", std::to_string(registry_.observation().mdevs.size())}});
-        for (const auto &[id, unreadable] : registry_.observation().unreadableFunctions)
-            log::warn("cannot read device; skipping", {{"device", id}, {"problem", unreadable.problem}});
-        for (const auto &[id, problem] : registry_.observation().unreadableMdevs)
-            log::warn("cannot read device; skipping", {{"device", id}, {"problem", problem}});
-        publish();
+        log::info("scanning", {{"sysfs", common_.sysfsRoot}});
+        events_.initialScan();
         startHealthTimer();
 
         loop_.run();
@@ -153,49 +122,33 @@ private:
         if (serve_.healthIntervalSeconds == 0)
             return;
         uint64_t ms = static_cast<uint64_t>(serve_.healthIntervalSeconds) * 1000;
-        healthPass_ = std::make_unique<HealthPass>(loop_, registry_, ms, [this] { publish(); });
+        healthPass_ = std::make_unique<HealthPass>(loop_, registry_, ms, [this] { events_.healthRead(); });
     }
 
     void stop(const char *why)
     {
         log::info("stopping", {{"signal", why}});
         stopping_ = true;
+        events_.stop(); // SIGTERM pre-empts queued rescans
         plugins_.shutdown();
         loop_.stop();
     }
 
-    void publish()
-    {
-        for (const DeviceIndex::Change &change : registry_.takeChanges())
-            logChange(change);
-        std::map<std::string, Resource> changed = registry_.takeChangedResources();
-        if (!changed.empty())
-            plugins_.update(std::move(changed));
-    }
-
     void startUeventMonitor()
     {
-        std::string error;
-        UeventMonitor::Source source =
-            serve_.udevSource == "udev" ? UeventMonitor::Source::Udev : UeventMonitor::Source::Kernel;
-        uevents_ = UeventMonitor::create(
-            loop_, source, serve_.ueventBufferBytes,
-            {[this](const Uevent &event) { onUevent(event); }, [this] { publish(); },
-             [this] { registry_.rescan(); }},
-            error);
-        if (!uevents_)
-            log::error("no uevent monitor: devices added later will not be seen until SIGHUP",
-                       {{"error", error}});
-    }
-
-    void onUevent(const Uevent &event)
-    {
-        log::debug("uevent", {{"action", event.action}, {"subsystem", event.subsystem}, {"device", event.sysname}});
-        applyUevent(registry_, event);
-        if (const std::string *problem = registry_.observation().problemOf(event.sysname))
-            log::warn("cannot read device; skipping", {{"device", event.sysname}, {"problem", *problem}});
-        // Published once the monitor's queue is drained, so a burst of events
-        // becomes one update per resource.
+        UeventMonitor::Config config{
+            .source = serve_.udevSource == "udev" ? UeventMonitor::Source::Udev : UeventMonitor::Source::Kernel,
+            .receiveBufferBytes = serve_.ueventBufferBytes};
+        uevents_ = std::make_unique<UeventMonitor>(
+            loop_, config,
+            UeventMonitor::Callbacks{.event = [this](const Uevent &event) { events_.uevent(event); },
+                                     .batchEnd = [this](UeventMonitor::BatchEnd end) { events_.ueventBatchEnd(end); }});
+        Result<int> listening = uevents_->listen();
+        if (!listening)
+            log::error("no uevent monitor: devices added later are not seen until SIGHUP",
+                       {{"error", listening.error()}});
+        else
+            log::debug("uevent monitor listening", {{"receive_buffer", std::to_string(*listening)}});
     }
 
     void watchPluginDir()
@@ -222,13 +175,23 @@ private:
     // itself (for /dev/iommu and /dev/vfio appearing after us).
     void watchDevTree()
     {
-        for (const std::string &dir : {common_.devRoot, common_.devRoot + "/vfio", common_.devRoot + "/vfio/devices"}) {
+        using Dir = EventDispatch::DevDirectory;
+        const std::pair<std::string, Dir> dirs[] = {{common_.devRoot, Dir::Dev},
+                                                     {common_.devRoot + "/vfio", Dir::Vfio},
+                                                     {common_.devRoot + "/vfio/devices", Dir::VfioDevices}};
+        for (const auto &[dir, kind] : dirs) {
             if (!isDirectory(dir) || devWatches_.contains(dir))
                 continue;
             std::string error;
             auto watch = DirectoryWatch::create(
                 loop_, dir,
-                [this, dir](DirectoryWatch::Change change, const std::string &name) { onDevChange(dir, change, name); },
+                DirectoryWatch::Callbacks{
+                    .change = [this, dir = dir, kind = kind](DirectoryWatch::Change change,
+                                                             const std::string &name) {
+                        events_.devChanged(kind, change, name);
+                        rewatchDevTree(dir, kind, change);
+                    },
+                    .drained = [this] { events_.devBatchEnd(); }},
                 error);
             if (!watch) {
                 log::warn("cannot watch a /dev directory; node changes there will be missed", {{"error", error}});
@@ -238,26 +201,19 @@ private:
         }
     }
 
-    void onDevChange(const std::string &dir, DirectoryWatch::Change change, const std::string &name)
+    // Keeps the /dev watches in step with the directories: a watch dies with
+    // its directory, and a directory we wait for may appear.
+    void rewatchDevTree(const std::string &dir, EventDispatch::DevDirectory kind, DirectoryWatch::Change change)
     {
-        if (dir == common_.devRoot + "/vfio") {
-            if (std::optional<int> group = parseGroupNumber(name))
-                registry_.reconcileVfioNode(*group);
-            else
-                registry_.reconcileDevNodes();
-        } else {
-            registry_.reconcileDevNodes();
-        }
         if (change == DirectoryWatch::Change::DirectoryGone) {
-            // The watch died with its directory; drop it outside its own callback.
+            // Dropped outside its own callback.
             loop_.post([this, dir] {
                 devWatches_.erase(dir);
                 watchDevTree();
             });
-        } else if (change == DirectoryWatch::Change::Created && dir != common_.devRoot + "/vfio/devices") {
-            loop_.post([this] { watchDevTree(); }); // a directory we wait for may have appeared
+        } else if (change == DirectoryWatch::Change::Created && kind != EventDispatch::DevDirectory::VfioDevices) {
+            loop_.post([this] { watchDevTree(); });
         }
-        publish();
     }
 
     const CommonOptions common_;
@@ -266,6 +222,7 @@ private:
     PciIdsDatabase names_;
     DeviceRegistry registry_;
     PluginManager plugins_;
+    EventDispatch events_;
     std::unique_ptr<ProbeServer> probes_;
     std::atomic<bool> stopping_{false};
     std::unique_ptr<UeventMonitor> uevents_;

@@ -1,5 +1,7 @@
 #include "monitor/directory_watch.h"
 
+#include "base/log.h"
+
 #include <cerrno>
 #include <cstring>
 #include <sys/inotify.h>
@@ -8,7 +10,7 @@
 namespace kvgpu {
 
 std::unique_ptr<DirectoryWatch> DirectoryWatch::create(EventLoop &loop, const std::string &directory,
-                                                       Callback callback, std::string &error)
+                                                       Callbacks callbacks, std::string &error)
 {
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) {
@@ -22,17 +24,18 @@ std::unique_ptr<DirectoryWatch> DirectoryWatch::create(EventLoop &loop, const st
         ::close(fd);
         return nullptr;
     }
-    return std::unique_ptr<DirectoryWatch>(new DirectoryWatch(loop, fd, directory, std::move(callback)));
+    auto watch = std::unique_ptr<DirectoryWatch>(new DirectoryWatch(loop, fd, directory, std::move(callbacks)));
+    if (int rc = watch->watcher_->start([raw = watch.get()](int status) { raw->onPoll(status); }); rc < 0) {
+        error = "cannot poll the inotify watch of " + directory + ": " + uv_strerror(rc);
+        return nullptr;
+    }
+    return watch;
 }
 
-DirectoryWatch::DirectoryWatch(EventLoop &loop, int fd, std::string directory, Callback callback)
-    : fd_(fd), directory_(std::move(directory)), callback_(std::move(callback)),
+DirectoryWatch::DirectoryWatch(EventLoop &loop, int fd, std::string directory, Callbacks callbacks)
+    : loop_(loop), fd_(fd), directory_(std::move(directory)), callbacks_(std::move(callbacks)),
       watcher_(std::make_unique<FdWatcher>(loop, fd))
 {
-    watcher_->start([this](int status) {
-        if (status >= 0)
-            onReadable();
-    });
 }
 
 DirectoryWatch::~DirectoryWatch()
@@ -41,25 +44,52 @@ DirectoryWatch::~DirectoryWatch()
     ::close(fd_);
 }
 
-void DirectoryWatch::onReadable()
+void DirectoryWatch::onPoll(int status)
+{
+    readAll();
+    if (status < 0) {
+        // libuv has stopped the handle. Restarting it here would replace the
+        // callback that is running, so it is restarted from the inbox.
+        log::warn("inotify watch reported an error; re-reading", {{"path", directory_}, {"error", uv_strerror(status)}});
+        callbacks_.change(Change::Overflow, {});
+        std::weak_ptr<DirectoryWatch *> self = self_;
+        loop_.post([self] {
+            if (std::shared_ptr<DirectoryWatch *> alive = self.lock())
+                (*alive)->restartPolling();
+        });
+    }
+    if (callbacks_.drained)
+        callbacks_.drained();
+}
+
+void DirectoryWatch::restartPolling()
+{
+    if (int rc = watcher_->start([this](int status) { onPoll(status); }); rc < 0)
+        log::error("cannot poll the inotify watch again: changes there are missed until the plugin restarts",
+                   {{"path", directory_}, {"error", uv_strerror(rc)}});
+}
+
+void DirectoryWatch::readAll()
 {
     alignas(inotify_event) char buffer[8192];
     while (true) {
         ssize_t n = ::read(fd_, buffer, sizeof(buffer));
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
-            return;
+            break;
         for (char *p = buffer; p < buffer + n;) {
             auto *event = reinterpret_cast<inotify_event *>(p);
             p += sizeof(inotify_event) + event->len;
             std::string name = event->len ? std::string(event->name) : std::string();
             if (event->mask & IN_Q_OVERFLOW)
-                callback_(Change::Overflow, name);
+                callbacks_.change(Change::Overflow, name);
             else if (event->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
-                callback_(Change::DirectoryGone, name);
+                callbacks_.change(Change::DirectoryGone, name);
             else if (event->mask & (IN_CREATE | IN_MOVED_TO))
-                callback_(Change::Created, name);
+                callbacks_.change(Change::Created, name);
             else if (event->mask & (IN_DELETE | IN_MOVED_FROM))
-                callback_(Change::Deleted, name);
+                callbacks_.change(Change::Deleted, name);
         }
     }
 }

@@ -2,7 +2,13 @@
 // by name. Directories, not files, are watched: a watch on a deleted file is
 // gone, so a re-created file would never be seen.
 //
-// Threading contract: bound to the loop thread.
+// Every wake-up reads all queued changes and then calls `drained`, so that an
+// owner applies a burst of changes and publishes once, as it does for a burst
+// of uevents. If epoll reports an error on the inotify fd, libuv stops the
+// poll handle; the watch reads what is queued, reports Overflow (what it
+// missed is unknown) and polls again.
+//
+// Threading contract: bound to the loop thread; callbacks run on it.
 #pragma once
 
 #include "loop/event_loop.h"
@@ -17,10 +23,19 @@ class DirectoryWatch {
 public:
     enum class Change { Created, Deleted, DirectoryGone, Overflow };
     using Callback = std::function<void(Change change, const std::string &name)>;
+    struct Callbacks {
+        Callback change;
+        std::function<void()> drained; // optional: after the changes of one wake-up
+    };
 
     // Returns nullptr (with the reason in `error`) when the directory cannot be watched.
     static std::unique_ptr<DirectoryWatch> create(EventLoop &loop, const std::string &directory,
-                                                  Callback callback, std::string &error);
+                                                  Callbacks callbacks, std::string &error);
+    static std::unique_ptr<DirectoryWatch> create(EventLoop &loop, const std::string &directory,
+                                                  Callback callback, std::string &error)
+    {
+        return create(loop, directory, Callbacks{std::move(callback), {}}, error);
+    }
     ~DirectoryWatch();
     DirectoryWatch(const DirectoryWatch &) = delete;
     DirectoryWatch &operator=(const DirectoryWatch &) = delete;
@@ -28,13 +43,18 @@ public:
     const std::string &directory() const { return directory_; }
 
 private:
-    DirectoryWatch(EventLoop &loop, int fd, std::string directory, Callback callback);
-    void onReadable();
+    DirectoryWatch(EventLoop &loop, int fd, std::string directory, Callbacks callbacks);
+    void onPoll(int status);
+    void readAll();
+    void restartPolling();
 
+    EventLoop &loop_;
     int fd_;
     std::string directory_;
-    Callback callback_;
+    Callbacks callbacks_;
     std::unique_ptr<FdWatcher> watcher_;
+    // Lets a deferred restart see that the watch is gone.
+    std::shared_ptr<DirectoryWatch *> self_ = std::make_shared<DirectoryWatch *>(this);
 };
 
 } // namespace kvgpu

@@ -10,88 +10,196 @@
 
 namespace kvgpu {
 
-std::unique_ptr<UeventMonitor> UeventMonitor::create(EventLoop &loop, Source source, int receiveBufferBytes,
-                                                     Callbacks callbacks, std::string &error)
+namespace {
+
+std::string errnoText(int error) { return std::strerror(error); }
+
+Uevent toUevent(udev_device *device)
+{
+    Uevent event;
+    auto text = [](const char *s) { return s ? std::string(s) : std::string(); };
+    event.action = text(udev_device_get_action(device));
+    event.subsystem = text(udev_device_get_subsystem(device));
+    event.sysname = text(udev_device_get_sysname(device));
+    event.devpath = text(udev_device_get_devpath(device));
+    for (udev_list_entry *entry = udev_device_get_properties_list_entry(device); entry;
+         entry = udev_list_entry_get_next(entry))
+        event.properties[udev_list_entry_get_name(entry)] = text(udev_list_entry_get_value(entry));
+    return event;
+}
+
+} // namespace
+
+UeventMonitor::UeventMonitor(EventLoop &loop, Config config, Callbacks callbacks)
+    : loop_(loop), config_(config), callbacks_(std::move(callbacks))
+{
+}
+
+UeventMonitor::~UeventMonitor() { close(); }
+
+Result<int> UeventMonitor::listen()
+{
+    if (monitor_)
+        return Error{"the uevent monitor is already listening"};
+    return open();
+}
+
+Result<int> UeventMonitor::open()
 {
     udev *context = udev_new();
-    if (!context) {
-        error = "udev_new failed";
-        return nullptr;
-    }
-    udev_monitor *monitor = udev_monitor_new_from_netlink(context, source == Source::Kernel ? "kernel" : "udev");
+    if (!context)
+        return Error{"udev_new failed: " + errnoText(errno)};
+    udev_monitor *monitor =
+        udev_monitor_new_from_netlink(context, config_.source == Source::Kernel ? "kernel" : "udev");
     if (!monitor) {
-        error = std::string("cannot open the uevent netlink socket: ") + std::strerror(errno);
+        int error = errno;
         udev_unref(context);
-        return nullptr;
+        return Error{"cannot open the uevent netlink socket: " + errnoText(error)};
     }
     for (const char *subsystem : {"pci", "mdev", "vfio"})
         udev_monitor_filter_add_match_subsystem_devtype(monitor, subsystem, nullptr);
-    if (receiveBufferBytes > 0 && udev_monitor_set_receive_buffer_size(monitor, receiveBufferBytes) < 0) {
+    int fd = udev_monitor_get_fd(monitor);
+    int requested = config_.receiveBufferBytes;
+    if (requested > 0 && udev_monitor_set_receive_buffer_size(monitor, requested) < 0) {
         // libudev forces the size (SO_RCVBUFFORCE), which needs CAP_NET_ADMIN;
         // without it, ask for it plainly: the kernel caps it at net.core.rmem_max.
-        int fd = udev_monitor_get_fd(monitor);
-        int granted = 0;
-        socklen_t length = sizeof granted;
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBufferBytes, sizeof receiveBufferBytes);
-        ::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &length);
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &requested, sizeof requested);
+        int capped = 0;
+        socklen_t length = sizeof capped;
+        ::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &capped, &length);
         log::info("uevent receive buffer capped by net.core.rmem_max; an overflow triggers a full rescan",
-                  {{"requested", std::to_string(receiveBufferBytes)}, {"granted", std::to_string(granted)}});
+                  {{"requested", std::to_string(requested)}, {"granted", std::to_string(capped)}});
     }
-    int rc = udev_monitor_enable_receiving(monitor);
-    if (rc < 0) {
-        error = std::string("cannot enable the uevent monitor: ") + std::strerror(-rc);
+    int granted = 0;
+    socklen_t length = sizeof granted;
+    ::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &length);
+    if (int rc = udev_monitor_enable_receiving(monitor); rc < 0) {
         udev_monitor_unref(monitor);
         udev_unref(context);
-        return nullptr;
+        return Error{"cannot enable the uevent monitor: " + errnoText(-rc)};
     }
-    return std::unique_ptr<UeventMonitor>(new UeventMonitor(loop, context, monitor, std::move(callbacks)));
+    udev_ = context;
+    monitor_ = monitor;
+    watcher_ = std::make_unique<FdWatcher>(loop_, fd);
+    if (int rc = watcher_->start([this](int status) { onPoll(status); }); rc < 0) {
+        close();
+        return Error{std::string("cannot poll the uevent socket: ") + uv_strerror(rc)};
+    }
+    polling_ = true;
+    return granted;
 }
 
-UeventMonitor::UeventMonitor(EventLoop &loop, udev *context, udev_monitor *monitor, Callbacks callbacks)
-    : udev_(context), monitor_(monitor), callbacks_(std::move(callbacks)),
-      watcher_(std::make_unique<FdWatcher>(loop, udev_monitor_get_fd(monitor)))
+void UeventMonitor::close()
 {
-    watcher_->start([this](int status) {
-        if (status >= 0)
-            onReadable();
-    });
+    watcher_.reset(); // stop polling before the socket goes away
+    if (monitor_)
+        udev_monitor_unref(monitor_);
+    if (udev_)
+        udev_unref(udev_);
+    monitor_ = nullptr;
+    udev_ = nullptr;
+    polling_ = false;
 }
 
-UeventMonitor::~UeventMonitor()
+void UeventMonitor::onPoll(int status)
 {
-    watcher_.reset();
-    udev_monitor_unref(monitor_);
-    udev_unref(udev_);
+    if (status < 0) {
+        // epoll reported the socket's error (ENOBUFS: the buffer overflowed)
+        // before a read did, and libuv has stopped the poll handle. The reads
+        // below take the error and drain the queue; polling starts again
+        // outside this callback.
+        polling_ = false;
+        if (!lost_)
+            log::warn("uevent receive buffer overflowed; events were lost, rescanning once the queue is drained",
+                      {{"reported", uv_strerror(status)}});
+        lost_ = true;
+        defer(&UeventMonitor::restartPolling);
+    }
+    readBatch();
 }
 
-void UeventMonitor::onReadable()
+void UeventMonitor::readBatch()
 {
-    // Drain everything queued: one wake-up can carry a burst.
-    while (true) {
+    for (int read = 0; read < kBatchLimit; ++read) {
         errno = 0;
         udev_device *device = udev_monitor_receive_device(monitor_);
         if (!device) {
-            if (errno == ENOBUFS) {
-                log::warn("uevent receive buffer overflowed; events were lost, rescanning");
-                callbacks_.overflow();
+            int error = errno;
+            if (error == ENOBUFS) {
+                if (!lost_)
+                    log::warn("uevent receive buffer overflowed; events were lost, rescanning once the queue is "
+                              "drained");
+                lost_ = true;
                 continue;
             }
-            // EAGAIN: drained (a message libudev cannot parse is dropped by it).
-            callbacks_.drained();
+            if (error == EINTR)
+                continue;
+            if (error == EAGAIN || error == EWOULDBLOCK || error == 0) {
+                // Empty (a message libudev cannot parse or that the filter
+                // refuses is dropped by it): the kernel delivers again.
+                BatchEnd end = lost_ ? BatchEnd::Lost : BatchEnd::Drained;
+                lost_ = false;
+                callbacks_.batchEnd(end);
+                return;
+            }
+            log::error("the uevent socket failed; re-opening it", {{"error", errnoText(error)}});
+            lost_ = true;
+            defer(&UeventMonitor::reopen);
             return;
         }
-        Uevent event;
-        auto text = [](const char *s) { return s ? std::string(s) : std::string(); };
-        event.action = text(udev_device_get_action(device));
-        event.subsystem = text(udev_device_get_subsystem(device));
-        event.sysname = text(udev_device_get_sysname(device));
-        event.devpath = text(udev_device_get_devpath(device));
-        for (udev_list_entry *entry = udev_device_get_properties_list_entry(device); entry;
-             entry = udev_list_entry_get_next(entry))
-            event.properties[udev_list_entry_get_name(entry)] = text(udev_list_entry_get_value(entry));
+        Uevent event = toUevent(device);
         udev_device_unref(device);
         callbacks_.event(event);
     }
+    if (!lost_)
+        callbacks_.batchEnd(BatchEnd::Paused);
+}
+
+void UeventMonitor::defer(void (UeventMonitor::*step)())
+{
+    std::weak_ptr<UeventMonitor *> self = self_;
+    loop_.post([self, step] {
+        if (std::shared_ptr<UeventMonitor *> alive = self.lock())
+            ((*alive)->*step)();
+    });
+}
+
+void UeventMonitor::restartPolling()
+{
+    if (!monitor_ || polling_)
+        return;
+    if (int rc = watcher_->start([this](int status) { onPoll(status); }); rc < 0) {
+        log::warn("cannot poll the uevent socket again; re-opening it", {{"error", uv_strerror(rc)}});
+        reopen();
+        return;
+    }
+    polling_ = true;
+}
+
+void UeventMonitor::reopen()
+{
+    close();
+    Result<int> opened = open();
+    if (!opened) {
+        log::error("cannot re-open the uevent socket: changes are not seen until SIGHUP",
+                   {{"error", opened.error()}});
+        return;
+    }
+    log::info("uevent socket re-opened; rescanning", {{"receive_buffer", std::to_string(*opened)}});
+    // Whatever happened while there was no socket is unknown.
+    lost_ = false;
+    callbacks_.batchEnd(BatchEnd::Lost);
+}
+
+bool UeventMonitor::ensureListening()
+{
+    if (listening())
+        return true;
+    if (monitor_)
+        restartPolling();
+    else
+        reopen();
+    return listening();
 }
 
 } // namespace kvgpu

@@ -1,13 +1,25 @@
 // Kernel uevents for the subsystems that matter here (pci, mdev, vfio), read
 // from a libudev netlink monitor polled by the loop.
 //
-// The monitor is enabled when it is created, before the daemon's first scan,
-// so nothing that happens during the scan is lost. A receive buffer overflow
-// (ENOBUFS) means events were dropped: the owner is told to rescan.
+// The monitor listens from listen() on, before the daemon's first scan, so
+// nothing that happens during the scan is lost. It never goes deaf on its own:
+//  - a receive buffer overflow (ENOBUFS from a read, or the socket error that
+//    epoll reports before any read, which makes libuv stop the poll handle)
+//    means events were dropped. The kernel then keeps dropping, without a
+//    second ENOBUFS, until the queue is empty, so the monitor drains the queue
+//    first and only then reports BatchEnd::Lost: the earliest moment at which
+//    a rescan sees everything the dropped events would have said. A stopped
+//    poll handle is started again;
+//  - a socket that fails for any other reason is closed and opened again (also
+//    reported as Lost). If that fails too the monitor is not listening, says
+//    so in the log, and ensureListening() (SIGHUP) tries again.
+// At most kBatchLimit events are read per loop turn, so that a storm cannot
+// keep signals (SIGTERM) and the kubelet's work waiting.
 //
-// Threading contract: bound to the loop thread.
+// Threading contract: bound to the loop thread; callbacks run on it.
 #pragma once
 
+#include "base/result.h"
 #include "loop/event_loop.h"
 
 #include <functional>
@@ -31,27 +43,60 @@ struct Uevent {
 class UeventMonitor {
 public:
     enum class Source { Kernel, Udev };
+    struct Config {
+        Source source = Source::Kernel;
+        int receiveBufferBytes = 0; // 0 keeps the kernel's default
+    };
+    // How a batch of reads ended.
+    enum class BatchEnd {
+        Drained, // the queue is empty
+        Paused,  // kBatchLimit events were read and more are queued; the rest comes next turn
+        Lost,    // events were dropped (or the socket was re-opened) and the queue is now empty: rescan
+    };
     struct Callbacks {
         std::function<void(const Uevent &)> event;
-        // After the queue has been drained: the owner publishes once per burst.
-        std::function<void()> drained;
-        std::function<void()> overflow;
+        // After the events of a batch, so the owner publishes once per batch.
+        // While events are known lost and the queue is not yet empty, batches
+        // end silently: what was read is known to be incomplete.
+        std::function<void(BatchEnd)> batchEnd;
     };
+    static constexpr int kBatchLimit = 256;
 
-    static std::unique_ptr<UeventMonitor> create(EventLoop &loop, Source source, int receiveBufferBytes,
-                                                 Callbacks callbacks, std::string &error);
+    UeventMonitor(EventLoop &loop, Config config, Callbacks callbacks);
     ~UeventMonitor();
     UeventMonitor(const UeventMonitor &) = delete;
     UeventMonitor &operator=(const UeventMonitor &) = delete;
 
-private:
-    UeventMonitor(EventLoop &loop, udev *context, udev_monitor *monitor, Callbacks callbacks);
-    void onReadable();
+    // Opens the netlink socket and starts polling it; the value is the receive
+    // buffer the kernel granted, in bytes.
+    Result<int> listen();
+    // Listens again if the monitor is not listening (its socket could not be
+    // re-opened); true when it listens afterwards. A re-opened socket reports
+    // BatchEnd::Lost once it has been read.
+    bool ensureListening();
+    bool listening() const { return monitor_ != nullptr && polling_; }
 
-    udev *udev_;
-    udev_monitor *monitor_;
+private:
+    Result<int> open();
+    void close();
+    void onPoll(int status);
+    void readBatch();
+    // Work that must not run inside the FdWatcher's own callback (restarting
+    // it replaces the callback that is running), deferred to the inbox.
+    void defer(void (UeventMonitor::*step)());
+    void restartPolling();
+    void reopen();
+
+    EventLoop &loop_;
+    const Config config_;
     Callbacks callbacks_;
+    udev *udev_ = nullptr;
+    udev_monitor *monitor_ = nullptr;
     std::unique_ptr<FdWatcher> watcher_;
+    bool polling_ = false;    // the poll handle is started
+    bool lost_ = false;       // events were dropped since the queue was last empty
+    // Lets a deferred step see that the monitor is gone.
+    std::shared_ptr<UeventMonitor *> self_ = std::make_shared<UeventMonitor *>(this);
 };
 
 } // namespace kvgpu

@@ -12,7 +12,7 @@
 //  - in inputs without PCIe recovery events (whose history sysfs does not
 //    show), what it has observed and advertises equals a full rescan of the
 //    node: incremental updates converge.
-#include "app/uevent_dispatch.h"
+#include "app/event_dispatch.h"
 #include "device/registry.h"
 #include "fuzz_node.h"
 #include "fuzz_support.h"
