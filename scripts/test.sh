@@ -77,13 +77,14 @@ asan_suite() {
     setup build/asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || return 1
     ninja -C build/asan || return 1
     ASAN_OPTIONS=$asan_options LSAN_OPTIONS=$lsan_options UBSAN_OPTIONS=$ubsan_options \
+        KVGPU_TIMEOUT_MULTIPLIER=3 \
         meson test -C build/asan --print-errorlogs --num-processes "$jobs" --timeout-multiplier 3
 }
 
 tsan_suite() {
     setup build/tsan -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false || return 1
     # meson test builds what the selected tests need (the plugin binary included).
-    TSAN_OPTIONS=$tsan_options \
+    TSAN_OPTIONS=$tsan_options KVGPU_TIMEOUT_MULTIPLIER=3 \
         meson test -C build/tsan --suite unit --suite integration --print-errorlogs --num-processes "$jobs" \
         --timeout-multiplier 3
 }
