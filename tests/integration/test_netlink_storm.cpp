@@ -8,6 +8,7 @@
 //
 // Skipped (exit 77) where a private network namespace is not allowed.
 #include "daemon_process.h"
+#include "monitor/uevent_monitor.h"
 #include "kernel_uevents.h"
 #include "plain_node.h"
 #include "temp_tree.h"
@@ -16,7 +17,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -184,7 +187,90 @@ private:
     std::mt19937 random_{20261201};
 };
 
+// The plugin's own UeventMonitor on a loop of the test, for the moments that
+// a whole daemon cannot pin down.
+class Listener {
+public:
+    Listener()
+    {
+        requireKernelUevents();
+        monitor = std::make_unique<kvgpu::UeventMonitor>(
+            loop, kvgpu::UeventMonitor::Config{.source = kvgpu::UeventMonitor::Source::Kernel, .receiveBufferBytes = 4096},
+            kvgpu::UeventMonitor::Callbacks{.event = [this](const kvgpu::Uevent &event) {
+                                                heard.push_back(event.sysname);
+                                                if (until && until(event.sysname, nullptr))
+                                                    loop.stop();
+                                            },
+                                            .batchEnd = [this](kvgpu::UeventMonitor::BatchEnd end) {
+                                                ends.push_back(end);
+                                                if (end == kvgpu::UeventMonitor::BatchEnd::Lost && !heardAtLoss)
+                                                    heardAtLoss = heard.size();
+                                                if (until && until({}, &end))
+                                                    loop.stop();
+                                            }});
+    }
+    ~Listener()
+    {
+        monitor.reset();
+        loop.close();
+    }
+
+    // Runs the loop until `condition` holds for an event or a batch end, or
+    // the timeout passes; false on timeout.
+    bool runUntil(std::function<bool(const std::string &sysname, const kvgpu::UeventMonitor::BatchEnd *end)> condition,
+                  std::chrono::milliseconds timeout)
+    {
+        bool timedOut = false;
+        until = std::move(condition);
+        kvgpu::Timer deadline(loop);
+        deadline.start(static_cast<uint64_t>(timeout.count()), 0, [&] {
+            timedOut = true;
+            loop.stop();
+        });
+        loop.run();
+        until = nullptr;
+        return !timedOut;
+    }
+
+    kvgpu::EventLoop loop;
+    std::unique_ptr<kvgpu::UeventMonitor> monitor;
+    std::vector<std::string> heard;
+    std::vector<kvgpu::UeventMonitor::BatchEnd> ends;
+    std::optional<size_t> heardAtLoss; // how many uevents had been heard when the first loss was reported
+    std::function<bool(const std::string &, const kvgpu::UeventMonitor::BatchEnd *)> until;
+};
+
 } // namespace
+
+TEST_CASE("an overflow that epoll reports before any read: the monitor drains, reports the loss once and keeps "
+          "listening")
+{
+    Listener listener;
+    REQUIRE(listener.monitor->listen());
+    // The loop is not running: the socket fills and takes the error, so the
+    // first thing epoll says about it is POLLERR.
+    KernelUevents kernel;
+    for (int i = 0; i < 500; ++i)
+        kernel.send("change", "/devices/pci0000:00/0000:00:01.0/0000:65:00.0", "pci");
+
+    using End = kvgpu::UeventMonitor::BatchEnd;
+    bool lost = listener.runUntil([](const std::string &, const End *end) { return end && *end == End::Lost; },
+                                  scaled(5s));
+    CHECK_MESSAGE(lost, "no loss reported after " << listener.heard.size() << " uevents");
+    CHECK(listener.heard.size() < 500);
+    CHECK(std::count(listener.ends.begin(), listener.ends.end(), End::Lost) == 1);
+    // The loss was reported once the queue was empty: the storm's last
+    // uevent was heard before it, and the next one is the first after it.
+    const size_t heardOfTheStorm = listener.heard.size();
+    CHECK(listener.heardAtLoss == heardOfTheStorm);
+
+    kernel.send("add", "/devices/pci0000:00/0000:00:01.0/0000:99:00.0", "pci");
+    bool heard = listener.runUntil([](const std::string &sysname, const End *) { return sysname == "0000:99:00.0"; },
+                                   scaled(5s));
+    CHECK_MESSAGE(heard, "a uevent after the overflow was not heard");
+    CHECK(listener.heard.size() == heardOfTheStorm + 1);
+    CHECK(listener.monitor->listening());
+}
 
 TEST_CASE("a storm of 100,000 uevents through an overflowing socket: the kubelet holds the truth at every "
           "checkpoint, and a later event is still heard")
