@@ -272,6 +272,22 @@ TEST_CASE("an overflow that epoll reports before any read: the monitor drains, r
     CHECK(listener.monitor->listening());
 }
 
+TEST_CASE("a monitor that is not listening (its socket could not be re-opened) listens again on SIGHUP's "
+          "ensureListening, and reports the gap as a loss")
+{
+    Listener listener;
+    // What a failed re-open leaves: no socket.
+    REQUIRE_FALSE(listener.monitor->listening());
+    REQUIRE(listener.monitor->ensureListening());
+    using End = kvgpu::UeventMonitor::BatchEnd;
+    CHECK(listener.ends == std::vector<End>{End::Lost}); // what happened without a socket is unknown
+
+    KernelUevents kernel;
+    kernel.send("add", "/devices/pci0000:00/0000:00:01.0/0000:99:00.0", "pci");
+    CHECK(listener.runUntil([](const std::string &sysname, const End *) { return sysname == "0000:99:00.0"; },
+                            scaled(5s)));
+}
+
 TEST_CASE("a storm of 100,000 uevents through an overflowing socket: the kubelet holds the truth at every "
           "checkpoint, and a later event is still heard")
 {
