@@ -34,7 +34,8 @@ public:
         : common_(common), serve_(serve), names_(common.pciIds),
           registry_(SysfsTree(common.sysfsRoot), DevTree(common.devRoot), names_),
           plugins_(loop_, PluginConfig{common.pluginDir, SysfsTree(common.sysfsRoot), DevTree(common.devRoot)}),
-          events_(loop_, registry_, [this](std::map<std::string, Resource> changed) { plugins_.update(std::move(changed)); })
+          events_(loop_, registry_,
+                  [this](std::map<std::string, Resource> changed) { plugins_.update(std::move(changed)); })
     {
     }
 

@@ -50,7 +50,8 @@ void DirectoryWatch::onPoll(int status)
     if (status < 0) {
         // libuv has stopped the handle. Restarting it here would replace the
         // callback that is running, so it is restarted from the inbox.
-        log::warn("inotify watch reported an error; re-reading", {{"path", directory_}, {"error", uv_strerror(status)}});
+        log::warn("inotify watch reported an error; re-reading",
+                  {{"path", directory_}, {"error", uv_strerror(status)}});
         callbacks_.change(Change::Overflow, {});
         std::weak_ptr<DirectoryWatch *> self = self_;
         loop_.post([self] {

@@ -195,7 +195,8 @@ public:
     {
         requireKernelUevents();
         monitor = std::make_unique<kvgpu::UeventMonitor>(
-            loop, kvgpu::UeventMonitor::Config{.source = kvgpu::UeventMonitor::Source::Kernel, .receiveBufferBytes = 4096},
+            loop,
+            kvgpu::UeventMonitor::Config{.source = kvgpu::UeventMonitor::Source::Kernel, .receiveBufferBytes = 4096},
             kvgpu::UeventMonitor::Callbacks{.event = [this](const kvgpu::Uevent &event) {
                                                 heard.push_back(event.sysname);
                                                 if (until && until(event.sysname, nullptr))

@@ -55,7 +55,8 @@ std::optional<std::string> enterPrivateNetworkNamespace()
 {
     static const std::optional<std::string> problem = []() -> std::optional<std::string> {
         if (::unshare(CLONE_NEWNET) != 0)
-            return std::string("cannot enter a private network namespace (CAP_SYS_ADMIN is needed, as root has): ") + std::strerror(errno);
+            return std::string("cannot enter a private network namespace (CAP_SYS_ADMIN is needed, as root has): ") +
+                   std::strerror(errno);
         return kernelRebroadcasts();
     }();
     return problem;
