@@ -10,46 +10,12 @@
 
 namespace kvgpu {
 
-bool sameListAndWatchView(const Resource &a, const Resource &b)
-{
-    return std::equal(a.devices.begin(), a.devices.end(), b.devices.begin(), b.devices.end(),
-                      [](const AdvertisedDevice &x, const AdvertisedDevice &y) {
-                          return x.id == y.id && x.healthy == y.healthy &&
-                                 std::max(x.numaNode, -1) == std::max(y.numaNode, -1);
-                      });
-}
-
-std::shared_ptr<const v1beta1::ListAndWatchResponse> listAndWatchMessage(const Resource &resource)
-{
-    // Built on an arena: a list of a thousand devices is a few thousand small
-    // allocations, which an arena turns into a few large ones. The shared_ptr
-    // keeps the arena alive for as long as any stream still writes the message.
-    struct OnArena {
-        google::protobuf::Arena arena;
-        v1beta1::ListAndWatchResponse *message =
-            google::protobuf::Arena::CreateMessage<v1beta1::ListAndWatchResponse>(&arena);
-    };
-    auto holder = std::make_shared<OnArena>();
-    v1beta1::ListAndWatchResponse &message = *holder->message;
-    message.mutable_devices()->Reserve(static_cast<int>(resource.devices.size()));
-    for (const AdvertisedDevice &d : resource.devices) {
-        v1beta1::Device *device = message.add_devices();
-        device->set_id(d.id);
-        device->set_health(d.healthy ? kHealthy : kUnhealthy);
-        // NUMA -1 means "unknown": the kubelet reads no topology as no affinity,
-        // which is the truth; node 0 would be a guess.
-        if (d.numaNode >= 0)
-            device->mutable_topology()->add_nodes()->set_id(d.numaNode);
-    }
-    return std::shared_ptr<const v1beta1::ListAndWatchResponse>(holder, holder->message);
-}
-
 // One ListAndWatch stream. Lives from the RPC's start until OnDone, where it
 // deletes itself. All state is guarded by mutex_ because pushes come from the
 // loop thread (through publish) while gRPC threads run the callbacks.
-class ListAndWatchStream final : public grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse> {
+class ListAndWatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 public:
-    ListAndWatchStream(DevicePluginService *service, std::shared_ptr<const v1beta1::ListAndWatchResponse> first)
+    ListAndWatchStream(DevicePluginService *service, std::shared_ptr<const ListAndWatchMessage> first)
         : service_(service)
     {
         std::lock_guard lock(mutex_);
@@ -57,7 +23,7 @@ public:
         writeNextLocked();
     }
 
-    void push(std::shared_ptr<const v1beta1::ListAndWatchResponse> message)
+    void push(std::shared_ptr<const ListAndWatchMessage> message)
     {
         std::lock_guard lock(mutex_);
         pending_ = std::move(message);
@@ -76,7 +42,7 @@ public:
     {
         std::lock_guard lock(mutex_);
         writing_ = false;
-        inFlight_.reset();
+        inFlight_.Clear();
         if (finishRequested_) {
             Finish(finishStatus_);
             return;
@@ -110,10 +76,10 @@ private:
     {
         if (!pending_ || finishRequested_)
             return;
-        inFlight_ = std::move(pending_);
+        inFlight_ = toByteBuffer(std::move(pending_));
         pending_.reset();
         writing_ = true;
-        StartWrite(inFlight_.get());
+        StartWrite(&inFlight_);
     }
 
     // Finish runs exactly once, and never with a write in flight: then it waits
@@ -131,19 +97,19 @@ private:
 
     DevicePluginService *const service_;
     std::mutex mutex_;
-    std::shared_ptr<const v1beta1::ListAndWatchResponse> pending_;  // guarded by mutex_
-    std::shared_ptr<const v1beta1::ListAndWatchResponse> inFlight_; // guarded by mutex_
-    bool writing_ = false;                                          // guarded by mutex_
-    bool finishRequested_ = false;                                  // guarded by mutex_
-    bool byClient_ = false;                                         // guarded by mutex_
-    grpc::Status finishStatus_;                                     // guarded by mutex_
+    std::shared_ptr<const ListAndWatchMessage> pending_; // guarded by mutex_
+    grpc::ByteBuffer inFlight_;                          // guarded by mutex_; gRPC reads it until OnWriteDone
+    bool writing_ = false;                               // guarded by mutex_
+    bool finishRequested_ = false;                       // guarded by mutex_
+    bool byClient_ = false;                              // guarded by mutex_
+    grpc::Status finishStatus_;                          // guarded by mutex_
 };
 
 DevicePluginService::DevicePluginService(std::shared_ptr<const Resource> initial, SysfsTree sysfs,
                                          DevTree dev, StreamEnded streamEnded)
     : sysfs_(std::move(sysfs)), dev_(std::move(dev)), streamEnded_(std::move(streamEnded)),
       resource_(std::move(initial)),
-      message_(listAndWatchMessage(*resource_))
+      message_(ListAndWatchMessage::build(*resource_))
 {
 }
 
@@ -157,7 +123,9 @@ void DevicePluginService::publish(std::shared_ptr<const Resource> resource)
         resource_ = std::move(resource);
         return;
     }
-    std::shared_ptr<const v1beta1::ListAndWatchResponse> message = listAndWatchMessage(*resource);
+    // Only the devices that changed are encoded; the rest are copied from the
+    // previous message.
+    std::shared_ptr<const ListAndWatchMessage> message = ListAndWatchMessage::build(*resource, *resource_, *message_);
     std::lock_guard lock(mutex_);
     resource_ = std::move(resource);
     message_ = message;
@@ -206,8 +174,8 @@ grpc::ServerUnaryReactor *DevicePluginService::GetDevicePluginOptions(grpc::Call
     return reactor;
 }
 
-grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse> *
-DevicePluginService::ListAndWatch(grpc::CallbackServerContext *, const v1beta1::Empty *)
+grpc::ServerWriteReactor<grpc::ByteBuffer> *DevicePluginService::ListAndWatch(grpc::CallbackServerContext *,
+                                                                             const grpc::ByteBuffer *)
 {
     std::lock_guard lock(mutex_);
     auto *stream = new ListAndWatchStream(this, message_);

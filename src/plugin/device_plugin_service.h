@@ -7,12 +7,17 @@
 // snapshot() are thread-safe. ListAndWatch streams keep
 // one write in flight each; a burst of publishes coalesces so that a stream
 // always ends with the newest list.
+//
+// ListAndWatch is served raw: each list is encoded once into its wire bytes
+// (list_and_watch_message.h), re-encoding only the devices that changed, and
+// every stream writes those bytes as they are.
 #pragma once
 
 #include "api.grpc.pb.h"
 #include "device/resource.h"
 #include "device/node_reader.h"
 #include "device/sysfs.h"
+#include "plugin/list_and_watch_message.h"
 
 #include <functional>
 #include <memory>
@@ -24,12 +29,14 @@ namespace kvgpu {
 
 class ListAndWatchStream;
 
-// What ListAndWatch sends for a resource: the full list of devices.
-std::shared_ptr<const v1beta1::ListAndWatchResponse> listAndWatchMessage(const Resource &resource);
-// Whether two lists give the same ListAndWatch message (ids, health, NUMA).
-bool sameListAndWatchView(const Resource &a, const Resource &b);
+// The callback service with ListAndWatch taking and writing raw bytes.
+using DevicePluginCallbacks = v1beta1::DevicePlugin::WithCallbackMethod_GetDevicePluginOptions<
+    v1beta1::DevicePlugin::WithRawCallbackMethod_ListAndWatch<
+        v1beta1::DevicePlugin::WithCallbackMethod_GetPreferredAllocation<
+            v1beta1::DevicePlugin::WithCallbackMethod_Allocate<
+                v1beta1::DevicePlugin::WithCallbackMethod_PreStartContainer<v1beta1::DevicePlugin::Service>>>>>;
 
-class DevicePluginService final : public v1beta1::DevicePlugin::CallbackService {
+class DevicePluginService final : public DevicePluginCallbacks {
 public:
     // Called from a gRPC thread when a ListAndWatch stream ends; `byClient` is
     // true when the kubelet cancelled it (rather than us closing it).
@@ -50,8 +57,10 @@ public:
     grpc::ServerUnaryReactor *GetDevicePluginOptions(grpc::CallbackServerContext *context,
                                                      const v1beta1::Empty *request,
                                                      v1beta1::DevicePluginOptions *response) override;
-    grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse> *
-    ListAndWatch(grpc::CallbackServerContext *context, const v1beta1::Empty *request) override;
+    // The synchronous overload stays the generated one (never called).
+    using DevicePluginCallbacks::ListAndWatch;
+    grpc::ServerWriteReactor<grpc::ByteBuffer> *ListAndWatch(grpc::CallbackServerContext *context,
+                                                             const grpc::ByteBuffer *request) override;
     grpc::ServerUnaryReactor *GetPreferredAllocation(grpc::CallbackServerContext *context,
                                                      const v1beta1::PreferredAllocationRequest *request,
                                                      v1beta1::PreferredAllocationResponse *response) override;
@@ -72,7 +81,7 @@ private:
 
     mutable std::mutex mutex_;
     std::shared_ptr<const Resource> resource_;                       // guarded by mutex_
-    std::shared_ptr<const v1beta1::ListAndWatchResponse> message_;   // guarded by mutex_
+    std::shared_ptr<const ListAndWatchMessage> message_;             // guarded by mutex_
     std::set<ListAndWatchStream *> streams_;                         // guarded by mutex_
     bool closing_ = false;                                           // guarded by mutex_
 };
