@@ -449,7 +449,8 @@ int main(int argc, char **argv)
     row(fmt::format("loop thread wake-ups in {} s idle", idleSeconds), std::to_string(after - before), "0");
 
     // What the kubelet holds before the hot-adds: the floor's first list.
-    const std::vector<TestKubelet::Device> listBefore = kubelet.latest(kL4x1Q).value_or(std::vector<TestKubelet::Device>{});
+    const std::vector<TestKubelet::Device> listBefore =
+        kubelet.latest(kL4x1Q).value_or(std::vector<TestKubelet::Device>{});
     std::vector<std::string> added;
 
     // uevent → ListAndWatch. Creating a vGPU sends three uevents: mdev add,
