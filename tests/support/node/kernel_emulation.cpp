@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
@@ -70,6 +71,14 @@ void KernelEmulation::watchVgpu(const std::string &vgpuDir, const std::string &u
     addWatch(Target{Target::Kind::Vgpu, vgpuDir, "", uuid});
 }
 
+void KernelEmulation::watchSriovPf(const std::string &pfDir, const std::string &pf) {
+    addWatch(Target{Target::Kind::SriovPf, pfDir, "", pf});
+}
+
+void KernelEmulation::watchVgpuProfile(const std::string &nvidiaDir, const std::string &vf) {
+    addWatch(Target{Target::Kind::VgpuProfile, nvidiaDir, "", vf});
+}
+
 void KernelEmulation::addWatch(Target target) {
     // A directory watch: sysfs attribute files are rewritten in place, and
     // IN_CLOSE_WRITE names the file, so one watch covers create or remove.
@@ -121,7 +130,9 @@ void KernelEmulation::run() {
 void KernelEmulation::handleWrite(const Target &target, std::string_view fileName) {
     const bool isCreate = target.kind == Target::Kind::VgpuType && fileName == "create";
     const bool isRemove = target.kind == Target::Kind::Vgpu && fileName == "remove";
-    if (!isCreate && !isRemove)
+    const bool isNumVfs = target.kind == Target::Kind::SriovPf && fileName == "sriov_numvfs";
+    const bool isProfile = target.kind == Target::Kind::VgpuProfile && fileName == "current_vgpu_type";
+    if (!isCreate && !isRemove && !isNumVfs && !isProfile)
         return;
     const std::string path = target.dir + "/" + std::string(fileName);
     std::string content;
@@ -134,7 +145,18 @@ void KernelEmulation::handleWrite(const Target &target, std::string_view fileNam
     // No exception may leave this thread: bad input is the writer's problem,
     // which the kernel would answer with EINVAL.
     try {
-        if (isCreate) {
+        if (isNumVfs || isProfile) {
+            // The node writes these files itself too; an unchanged value is a no-op there.
+            const std::optional<unsigned long> number = parseUnsigned(value);
+            if (!number || *number > 0xffffffffUL) {
+                fmt::print(stderr, "sim-node: ignoring '{}' written to {}: not a number\n", value, path);
+                return;
+            }
+            if (isNumVfs)
+                node_.setNumVfs(target.id, static_cast<int>(std::min(*number, 1024UL)));
+            else
+                node_.setVgpuProfile(target.id, static_cast<std::uint32_t>(*number));
+        } else if (isCreate) {
             if (value.empty())
                 return;
             if (!isUuid(value)) {

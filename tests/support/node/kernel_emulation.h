@@ -1,6 +1,7 @@
 // Emulates what the kernel does when user space writes into a vGPU type's
-// `create` file (a UUID: create the vGPU) or a vGPU's `remove` file ("1":
-// remove it), by watching those directories with inotify and calling the
+// `create` file (a UUID: create the vGPU), a vGPU's `remove` file ("1":
+// remove it), an SR-IOV PF's `sriov_numvfs` (make or remove VFs) or a VF's
+// `nvidia/current_vgpu_type` (set or clear its profile), by watching those directories with inotify and calling the
 // SimNode verbs. Real sysfs handles such writes synchronously; here the write
 // returns at once and the vGPU appears shortly after (the uevents tell when).
 // Because a create file is a regular file, two writes in quick succession may
@@ -35,13 +36,17 @@ public:
                        const std::string &typeId);
     // vgpuDir is the absolute path of the vGPU's sysfs directory.
     void watchVgpu(const std::string &vgpuDir, const std::string &uuid);
+    // pfDir: an SR-IOV PF's sysfs directory (sriov_numvfs).
+    void watchSriovPf(const std::string &pfDir, const std::string &pf);
+    // nvidiaDir: a VF's nvidia/ directory (current_vgpu_type).
+    void watchVgpuProfile(const std::string &nvidiaDir, const std::string &vf);
 
 private:
     struct Target {
-        enum class Kind { VgpuType, Vgpu } kind;
+        enum class Kind { VgpuType, Vgpu, SriovPf, VgpuProfile } kind;
         std::string dir;
         std::string parent;
-        std::string id; // type id or vGPU UUID
+        std::string id; // type id, vGPU UUID, PF or VF address
     };
 
     void addWatch(Target target);

@@ -177,7 +177,8 @@ PciFunctionSpec parseFunction(const std::vector<Token> &tokens, const std::strin
         fail(fmt::format("{}: '{}' is not a PCI address like 0000:65:00.0", keyword, address));
     const bool gpu = keyword == "gpu";
     Fields fields(keyword + " " + address, tokens, 2,
-                  {"id", "class", "group", "numa", "driver", "parent", "subsys", "vfio-dev"});
+                  {"id", "class", "group", "numa", "driver", "parent", "subsys", "vfio-dev", "sriov-vfs",
+                   "vf-offset"});
     PciFunctionSpec spec;
     spec.address = address;
     std::tie(spec.vendor, spec.device) = idPair(fields, "id", fields.require("id", "vvvv:dddd"));
@@ -200,6 +201,77 @@ PciFunctionSpec parseFunction(const std::vector<Token> &tokens, const std::strin
         std::tie(spec.subsystemVendor, spec.subsystemDevice) = idPair(fields, "subsys", *subsys);
     if (auto index = fields.get("vfio-dev"))
         spec.vfioDevIndex = intField(fields, "vfio-dev", *index, 0, "a vfio-dev index");
+    if (auto vfs = fields.get("sriov-vfs"))
+        spec.sriovTotalVfs = intField(fields, "sriov-vfs", *vfs, 1, "a VF count (sriov_totalvfs)");
+    if (auto offset = fields.get("vf-offset"))
+        spec.sriovVfOffset = intField(fields, "vf-offset", *offset, 1, "the first VF's devfn offset");
+    return spec;
+}
+
+std::string pciPositional(const std::vector<Token> &tokens, std::size_t index, const std::string &keyword,
+                          std::string_view what) {
+    const std::string address = positional(tokens, index, keyword, what);
+    if (!isPciAddress(address))
+        fail(fmt::format("{}: '{}' is not a PCI address like 0000:41:00.0", keyword, address));
+    return address;
+}
+
+std::uint32_t profileId(const std::vector<Token> &tokens, std::size_t index, const std::string &keyword) {
+    const std::string text = positional(tokens, index, keyword, "a vGPU type id like 1414");
+    auto id = parseDecimal(text);
+    if (!id || *id < 0 || *id > 0xffffffffL)
+        fail(fmt::format("{}: '{}' is not a vGPU type id like 1414", keyword, text));
+    return static_cast<std::uint32_t>(*id);
+}
+
+SriovProfileSpec parseSriovProfile(const std::vector<Token> &tokens) {
+    SriovProfileSpec spec;
+    spec.pfAddress = pciPositional(tokens, 1, "sriov-profile", "the PF's PCI address");
+    spec.id = profileId(tokens, 2, "sriov-profile");
+    Fields fields(fmt::format("sriov-profile {}", spec.id), tokens, 3, {"name", "instances"});
+    spec.name = fields.require("name", "\"NVIDIA H200X-1-18C\"");
+    spec.instances = intField(fields, "instances", fields.get("instances").value_or("1"), 0, "an instance count");
+    return spec;
+}
+
+VfsSetting parseVfs(const std::vector<Token> &tokens) {
+    VfsSetting setting;
+    setting.pfAddress = pciPositional(tokens, 1, "vfs", "the PF's PCI address");
+    Fields fields("vfs " + setting.pfAddress, tokens, 2, {"count"});
+    setting.count = intField(fields, "count", fields.require("count", "N"), 0, "a VF count");
+    return setting;
+}
+
+VfProfileSetting parseVfProfile(const std::vector<Token> &tokens) {
+    VfProfileSetting setting;
+    setting.vfAddress = pciPositional(tokens, 1, "vf-profile", "the VF's PCI address");
+    setting.id = profileId(tokens, 2, "vf-profile");
+    if (tokens.size() > 3)
+        fail(fmt::format("vf-profile: unexpected '{}'", tokens[3].text));
+    return setting;
+}
+
+EgmRegionSpec parseEgm(const std::vector<Token> &tokens) {
+    EgmRegionSpec spec;
+    spec.name = positional(tokens, 1, "egm", "a region name like egm4");
+    Fields fields("egm " + spec.name, tokens, 2, {"gpus", "layout", "node"});
+    std::string gpus = fields.get("gpus").value_or("");
+    for (std::size_t start = 0; start < gpus.size();) {
+        std::size_t comma = std::min(gpus.find(',', start), gpus.size());
+        std::string gpu = gpus.substr(start, comma - start);
+        if (!isPciAddress(gpu))
+            fields.bad("gpus", gpus, "comma-separated PCI addresses");
+        spec.gpus.push_back(gpu);
+        start = comma + 1;
+    }
+    const std::string layout = fields.get("layout").value_or("file");
+    if (layout != "file" && layout != "links")
+        fields.bad("layout", layout, "file or links");
+    spec.linkLayout = layout == "links";
+    const std::string node = fields.get("node").value_or("yes");
+    if (node != "yes" && node != "no")
+        fields.bad("node", node, "yes or no");
+    spec.deviceNode = node == "yes";
     return spec;
 }
 
@@ -277,8 +349,16 @@ std::optional<DescriptionItem> parseDescriptionLine(std::string_view line) {
         return parseVgpu(tokens);
     if (keyword == "iommufd")
         return parseIommufd(tokens);
+    if (keyword == "sriov-profile")
+        return parseSriovProfile(tokens);
+    if (keyword == "vfs")
+        return parseVfs(tokens);
+    if (keyword == "vf-profile")
+        return parseVfProfile(tokens);
+    if (keyword == "egm")
+        return parseEgm(tokens);
     fail(fmt::format("unknown item '{}' (known: bridge, gpu, function, device, vgpu-type, vgpu, "
-                     "iommufd)",
+                     "iommufd, sriov-profile, vfs, vf-profile, egm)",
                      keyword));
 }
 
@@ -319,6 +399,14 @@ void applyDescriptionItem(SimNode &node, const DescriptionItem &item) {
         node.addVgpuType(*type);
     else if (const auto *vgpu = std::get_if<VgpuSpec>(&item))
         node.createVgpu(vgpu->parentAddress, vgpu->typeId, vgpu->uuid);
+    else if (const auto *profile = std::get_if<SriovProfileSpec>(&item))
+        node.addSriovProfile(*profile);
+    else if (const auto *vfs = std::get_if<VfsSetting>(&item))
+        node.setNumVfs(vfs->pfAddress, vfs->count);
+    else if (const auto *vfProfile = std::get_if<VfProfileSetting>(&item))
+        node.setVgpuProfile(vfProfile->vfAddress, vfProfile->id);
+    else if (const auto *egm = std::get_if<EgmRegionSpec>(&item))
+        node.addEgmRegion(*egm);
     else
         fail("iommufd is a node-wide setting and cannot be changed on a running node");
 }

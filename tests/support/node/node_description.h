@@ -10,6 +10,11 @@
 //   device   (same as function)
 //   vgpu-type 0000:b1:00.0 nvidia-222 instances=16 [name="GRID T4-1Q"] [description="..."]
 //   vgpu     aa618089-8b16-4d01-a136-25a0f3c73123 parent=0000:b1:00.0 type=nvidia-222
+//   gpu      0000:41:00.0 id=10de:2335 group=70 driver=nvidia sriov-vfs=16 [vf-offset=4]
+//   sriov-profile 0000:41:00.0 1414 name="NVIDIA H200X-1-18C" instances=7
+//   vfs      0000:41:00.0 count=4        (as sriov-manage -e: makes the VFs)
+//   vf-profile 0000:41:00.4 1414         (as echo 1414 > .../nvidia/current_vgpu_type)
+//   egm      egm4 gpus=0009:01:00.0,0009:02:00.0 [layout=file|links] [node=yes|no]
 //
 // One item per line: a keyword, positional arguments, then key=value fields in
 // any order. Values may be double-quoted ("GRID T4-1Q"; \" and \\ escape inside
@@ -44,7 +49,18 @@ struct IommufdSetting {
     bool enabled = false;
 };
 
-using DescriptionItem = std::variant<BridgeSpec, PciFunctionSpec, VgpuTypeSpec, VgpuSpec, IommufdSetting>;
+struct VfsSetting {
+    std::string pfAddress;
+    int count = 0;
+};
+
+struct VfProfileSetting {
+    std::string vfAddress;
+    std::uint32_t id = 0;
+};
+
+using DescriptionItem = std::variant<BridgeSpec, PciFunctionSpec, VgpuTypeSpec, VgpuSpec, IommufdSetting,
+                                     SriovProfileSpec, VfsSetting, VfProfileSetting, EgmRegionSpec>;
 
 struct DescriptionLine {
     int lineNumber = 0;
@@ -59,7 +75,7 @@ std::vector<DescriptionLine> parseNodeDescription(std::string_view text);
 std::optional<DescriptionItem> parseDescriptionLine(std::string_view line);
 
 // Performs the item on the node (addBridge, addPciFunction, addVgpuType,
-// createVgpu). IommufdSetting must be given to the SimNode constructor instead;
+// createVgpu, addSriovProfile, setNumVfs, setVgpuProfile, addEgmRegion). IommufdSetting must be given to the SimNode constructor instead;
 // applying one throws DescriptionError.
 void applyDescriptionItem(SimNode &node, const DescriptionItem &item);
 

@@ -119,7 +119,8 @@ TEST_CASE("defaults: a gpu is a display controller on vfio-pci, other functions 
 
 TEST_CASE("errors name the line and what is wrong") {
     CHECK(errorOf("\nfrobnicate 1") ==
-          "line 2: unknown item 'frobnicate' (known: bridge, gpu, function, device, vgpu-type, vgpu, iommufd)");
+          "line 2: unknown item 'frobnicate' (known: bridge, gpu, function, device, vgpu-type, vgpu, iommufd, "
+          "sriov-profile, vfs, vf-profile, egm)");
     CHECK(errorOf("gpu 0000:65:00.0 group=12") == "line 1: gpu 0000:65:00.0: missing id=vvvv:dddd");
     CHECK(errorOf("gpu 0000:65:00.0 id=10de:1eb8") == "line 1: gpu 0000:65:00.0: missing group=N (or none)");
     CHECK(errorOf("gpu 0000:65:00 id=10de:1eb8 group=1") ==
@@ -139,7 +140,7 @@ TEST_CASE("errors name the line and what is wrong") {
           "line 1: gpu 0000:65:00.0: group= given twice");
     CHECK(errorOf("gpu 0000:65:00.0 id=10de:1eb8 group=1 colour=green") ==
           "line 1: gpu 0000:65:00.0: unknown field 'colour' (known: class, driver, group, id, numa, "
-          "parent, subsys, vfio-dev)");
+          "parent, sriov-vfs, subsys, vf-offset, vfio-dev)");
     CHECK(errorOf("gpu 0000:65:00.0 id=10de:1eb8 group=1 stray") ==
           "line 1: gpu 0000:65:00.0: expected key=value, got 'stray'");
     CHECK(errorOf("gpu 0000:65:00.0 id=10de:1eb8 group=1 parent=0000:64:00.0") ==
@@ -237,4 +238,19 @@ TEST_CASE("the demo node is the machine the demo promises") {
 TEST_CASE("a missing description file is reported by name") {
     CHECK_THROWS_WITH_AS(SimNode::fromDescriptionFile("/nonexistent/node.conf"),
                          doctest::Contains("/nonexistent/node.conf"), DescriptionError);
+}
+
+TEST_CASE("an SR-IOV card, its profiles, its VFs and EGM regions are described in a few lines") {
+    auto node = SimNode::fromDescription("gpu 0000:41:00.0 id=10de:2335 group=70 numa=0 driver=nvidia sriov-vfs=8\n"
+                                         "sriov-profile 0000:41:00.0 1414 name=\"NVIDIA H200X-1-18C\" instances=7\n"
+                                         "vfs 0000:41:00.0 count=2\n"
+                                         "vf-profile 0000:41:00.4 1414\n"
+                                         "egm egm4 gpus=0009:01:00.0,0009:02:00.0 layout=links node=no\n");
+    CHECK(node->virtualFunctions("0000:41:00.0") == std::vector<std::string>{"0000:41:00.4", "0000:41:00.5"});
+    CHECK(files::text(node->pathOf("0000:41:00.4") + "/nvidia/current_vgpu_type") == "1414\n");
+    CHECK(files::text(node->pathOf("0000:41:00.5") + "/nvidia/creatable_vgpu_types") ==
+          "ID    : vGPU Name\n1414  : NVIDIA H200X-1-18C\n");
+    CHECK(files::isLink(node->sysfsRoot() + "/class/egm/egm4/0009:02:00.0"));
+    CHECK(errorOf("vf-profile 0000:41:00.4 x") == "line 1: vf-profile: 'x' is not a vGPU type id like 1414");
+    CHECK(errorOf("egm egm4 layout=tree") == "line 1: egm egm4: layout=tree is not file or links");
 }

@@ -24,6 +24,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char *kVgpuDriver = "nvidia-vgpu-vfio";
+// The host driver that creates SR-IOV vGPU VFs and stays bound to them.
+constexpr const char *kSriovDriver = "nvidia";
+constexpr int kEgmMajor = 509;
 // The kernel allocates these majors dynamically; any fixed values will do here.
 constexpr int kVfioGroupMajor = 511;
 constexpr int kVfioDevMajor = 510;
@@ -261,7 +264,7 @@ bool SimNode::groupHasVfioMemberLocked(int group) const {
         if (mdevs_.count(name))
             return true;
         auto function = pci_.find(name);
-        if (function != pci_.end() && isVfioDriver(function->second.driver))
+        if (function != pci_.end() && registersVfioLocked(function->second, function->second.driver))
             return true;
     }
     return false;
@@ -402,6 +405,14 @@ void SimNode::addPciFunctionLocked(const PciFunctionSpec &spec, bool bridge) {
     attribute("max_link_speed", "16.0 GT/s PCIe\n");
     attribute("current_link_width", "16\n");
     attribute("max_link_width", "16\n");
+    if (spec.sriovTotalVfs > 0) {
+        attribute("sriov_totalvfs", fmt::format("{}\n", spec.sriovTotalVfs));
+        attribute("sriov_numvfs", "0\n");
+        attribute("sriov_offset", fmt::format("{}\n", spec.sriovVfOffset));
+        attribute("sriov_stride", "1\n");
+        attribute("sriov_vf_device", fmt::format("{:04x}\n", spec.device));
+        attribute("sriov_drivers_autoprobe", "1\n");
+    }
     record += fmt::format("H: config={}\n", configSpaceHex(spec, subsystemVendor, bridge));
     if (spec.iommuGroup) {
         record += fmt::format("L: iommu_group={}kernel/iommu_groups/{}\n", dotdotsToSysRoot(devpath),
@@ -423,6 +434,9 @@ void SimNode::addPciFunctionLocked(const PciFunctionSpec &spec, bool bridge) {
     function.group = spec.iommuGroup;
     function.bridge = bridge;
     function.requestedVfioDev = spec.vfioDevIndex;
+    function.spec = spec;
+    if (spec.sriovTotalVfs > 0 && emulation_)
+        emulation_->watchSriovPf(sysDir_ + devpath, address);
 
     // A driver probes only after the add uevent, so bind comes second.
     if (!spec.driver.empty())
@@ -489,6 +503,9 @@ void SimNode::removePciFunctionLocked(const std::string &address) {
     if (found == pci_.end())
         fail(fmt::format("no PCI function {} on this node", address));
     const std::string devpath = found->second.devpath;
+    // A PF's VFs go before it, as disabling SR-IOV does.
+    if (!found->second.vfs.empty())
+        setNumVfsLocked(address, 0);
 
     // Everything below a bridge goes first, deepest first, as the PCI core does.
     std::vector<std::pair<std::string, std::string>> below;
@@ -507,6 +524,14 @@ void SimNode::removePciFunctionLocked(const std::string &address) {
     const PciRecord &function = pci_.at(address);
     if (function.group)
         removeGroupMemberLocked(*function.group, address);
+    if (auto pf = pci_.find(function.physfn); !function.physfn.empty() && pf != pci_.end()) {
+        std::vector<std::string> &vfs = pf->second.vfs;
+        auto index = std::find(vfs.begin(), vfs.end(), address);
+        std::error_code ignored;
+        if (index != vfs.end())
+            fs::remove(fmt::format("{}{}/virtfn{}", sysDir_, pf->second.devpath, index - vfs.begin()), ignored);
+        vfs.erase(std::remove(vfs.begin(), vfs.end(), address), vfs.end());
+    }
     pci_.erase(address);
 }
 
@@ -532,7 +557,7 @@ void SimNode::bindLocked(const std::string &address, const std::string &driver) 
     // devices (vfio group, vfio-dev) appear with the link in place.
     setDriverLinkLocked(function.devpath, "pci", address, driver);
     function.driver = driver;
-    if (isVfioDriver(driver)) {
+    if (registersVfioLocked(function, driver)) {
         if (function.group && !vfioNodes_.count(*function.group))
             createVfioNodeLocked(*function.group);
         std::optional<int> index = function.requestedVfioDev;
@@ -547,6 +572,17 @@ void SimNode::bindLocked(const std::string &address, const std::string &driver) 
         }
         if (index)
             addVfioDevLocked(address, *index);
+        // nvidia's VF probe adds its attribute group "nvidia" before the
+        // driver core announces the bind: no profile yet.
+        if (!function.physfn.empty()) {
+            const std::string nvidiaDir = sysDir_ + function.devpath + "/nvidia";
+            fs::create_directories(nvidiaDir);
+            function.vgpuType = 0;
+            writeFile(nvidiaDir + "/current_vgpu_type", "0\n");
+            refreshCatalogsLocked(function.physfn);
+            if (emulation_)
+                emulation_->watchVgpuProfile(nvidiaDir, address);
+        }
     } else if (!function.vgpuTypes.empty() && function.typesDriver == driver) {
         for (const VgpuTypeSpec &type : function.vgpuTypes)
             exposeVgpuTypeLocked(address, type);
@@ -579,7 +615,14 @@ void SimNode::unbindLocked(const std::string &address) {
     hideVgpuTypesLocked(address);
 
     function.driver.clear();
-    if (isVfioDriver(driver)) {
+    if (registersVfioLocked(function, driver)) {
+        if (!function.physfn.empty()) {
+            // The driver's remove() destroys the VF's vGPU with its attributes.
+            std::error_code ignored;
+            fs::remove_all(sysDir_ + function.devpath + "/nvidia", ignored);
+            function.vgpuType = 0;
+            refreshCatalogsLocked(function.physfn);
+        }
         removeVfioDevLocked(address);
         if (function.group && !groupHasVfioMemberLocked(*function.group))
             deleteVfioNodeLocked(*function.group);
@@ -747,6 +790,278 @@ void SimNode::removeVgpu(const std::string &uuid) {
                                    mdev.typeId, mdev.parent));
 }
 
+// --- SR-IOV vGPU -------------------------------------------------------------------
+
+bool SimNode::registersVfioLocked(const PciRecord &function, const std::string &driver) const {
+    // A vGPU VF stays on nvidia, whose probe registers it with VFIO.
+    return isVfioDriver(driver) || (!function.physfn.empty() && driver == kSriovDriver);
+}
+
+void SimNode::refreshCatalogsLocked(const std::string &pfAddress) {
+    auto pf = pci_.find(pfAddress);
+    if (pf == pci_.end())
+        return;
+    std::map<std::uint32_t, int> used;
+    for (const std::string &vf : pf->second.vfs)
+        if (auto record = pci_.find(vf); record != pci_.end() && record->second.vgpuType)
+            ++used[record->second.vgpuType];
+    // The proprietary driver's format: a header, then "%-5d : %s" per type
+    // still creatable; a VF that carries a vGPU can create nothing more.
+    std::string creatable = "ID    : vGPU Name\n";
+    for (const SriovProfileSpec &profile : pf->second.profiles)
+        if (used[profile.id] < profile.instances)
+            creatable += fmt::format("{:<5} : {}\n", profile.id, profile.name);
+    for (const std::string &vf : pf->second.vfs) {
+        auto record = pci_.find(vf);
+        if (record == pci_.end() || record->second.driver != kSriovDriver)
+            continue;
+        const std::string dir = sysDir_ + record->second.devpath + "/nvidia";
+        const std::string text = record->second.vgpuType ? "ID    : vGPU Name\n" : creatable;
+        if (fs::is_directory(dir) && (!fs::exists(dir + "/creatable_vgpu_types") ||
+                                      readFile(dir + "/creatable_vgpu_types") != text))
+            writeFile(dir + "/creatable_vgpu_types", text);
+    }
+}
+
+void SimNode::addSriovProfile(const SriovProfileSpec &spec) {
+    Transaction transaction(*this);
+    auto pf = pci_.find(spec.pfAddress);
+    if (pf == pci_.end() || pf->second.spec.sriovTotalVfs <= 0)
+        fail(fmt::format("{} is not an SR-IOV PF on this node (give it sriov-vfs=N)", spec.pfAddress));
+    if (spec.id == 0 || spec.name.empty() || spec.instances < 0)
+        fail(fmt::format("vGPU profile {} on {}: needs an id above 0, a name and instances >= 0", spec.id,
+                         spec.pfAddress));
+    for (const SriovProfileSpec &profile : pf->second.profiles)
+        if (profile.id == spec.id)
+            fail(fmt::format("{} already offers vGPU profile {}", spec.pfAddress, spec.id));
+    pf->second.profiles.push_back(spec);
+    refreshCatalogsLocked(spec.pfAddress);
+    transaction.report(fmt::format("sriov profile added pf={} id={} instances={}", spec.pfAddress, spec.id,
+                                   spec.instances));
+}
+
+std::vector<std::string> SimNode::setNumVfsLocked(const std::string &pfAddress, int count) {
+    auto found = pci_.find(pfAddress);
+    if (found == pci_.end())
+        fail(fmt::format("no PCI function {} on this node", pfAddress));
+    const PciFunctionSpec pfSpec = found->second.spec;
+    const int current = static_cast<int>(found->second.vfs.size());
+    if (pfSpec.sriovTotalVfs <= 0)
+        fail(fmt::format("{} is not an SR-IOV PF (no sriov_totalvfs)", pfAddress));
+    if (count < 0 || count > pfSpec.sriovTotalVfs)
+        fail(fmt::format("{}: {} VFs asked, sriov_totalvfs is {}", pfAddress, count, pfSpec.sriovTotalVfs));
+    if (count == current)
+        return {};
+    if (count != 0 && current != 0)
+        fail(fmt::format("{} already has {} VFs; write 0 first (EBUSY)", pfAddress, current));
+    const std::string pfDevpath = found->second.devpath;
+    std::vector<std::string> changed;
+
+    if (count == 0) {
+        std::vector<std::string> vfs = found->second.vfs;
+        for (auto vf = vfs.rbegin(); vf != vfs.rend(); ++vf) {
+            removePciFunctionLocked(*vf);
+            changed.push_back(*vf);
+        }
+        writeFile(sysDir_ + pfDevpath + "/sriov_numvfs", "0\n");
+        return changed;
+    }
+    if (found->second.driver != kSriovDriver)
+        fail(fmt::format("{} must be bound to nvidia to create VFs (driver: {})", pfAddress,
+                         found->second.driver.empty() ? "none" : found->second.driver));
+
+    // dddd:bb:dd.f -> devfn; VF i sits at devfn + offset + i (stride 1).
+    const unsigned bus = static_cast<unsigned>(std::stoul(pfAddress.substr(5, 2), nullptr, 16));
+    const unsigned devfn = static_cast<unsigned>(std::stoul(pfAddress.substr(8, 2), nullptr, 16)) * 8 +
+                           static_cast<unsigned>(pfAddress[11] - '0');
+    const std::string parent = pfDevpath.substr(std::string("/devices/").size(),
+                                                pfDevpath.rfind('/') - std::string("/devices/").size());
+    for (int i = 0; i < count; ++i) {
+        const unsigned vfDevfn = devfn + static_cast<unsigned>(pfSpec.sriovVfOffset + i);
+        const std::string address = fmt::format("{}:{:02x}:{:02x}.{}", pfAddress.substr(0, 4),
+                                                (bus + vfDevfn / 256) & 0xff, (vfDevfn % 256) / 8, vfDevfn % 8);
+        PciFunctionSpec vf;
+        vf.address = address;
+        vf.vendor = pfSpec.vendor;
+        vf.device = pfSpec.device;
+        vf.classCode = pfSpec.classCode;
+        vf.subsystemVendor = pfSpec.subsystemVendor;
+        vf.subsystemDevice = pfSpec.subsystemDevice;
+        vf.iommuGroup = highestGroup_ + 1;
+        vf.numaNode = pfSpec.numaNode;
+        vf.parentPath = parent;
+        // 1. add: the VF exists, its physfn link does not yet.
+        addPciFunctionLocked(vf, false);
+        PciRecord &record = pci_.at(address);
+        // 2. pci_iov_sysfs_link, then change on the VF.
+        replaceSymlink("../" + pfAddress, sysDir_ + record.devpath + "/physfn");
+        replaceSymlink("../" + address, fmt::format("{}{}/virtfn{}", sysDir_, pfDevpath, i));
+        record.physfn = pfAddress;
+        pci_.at(pfAddress).vfs.push_back(address);
+        ueventLocked(record.devpath, "change");
+        // 3. autoprobe: nvidia binds (VFIO nodes, nvidia/ attributes, bind).
+        bindLocked(address, kSriovDriver);
+        changed.push_back(address);
+    }
+    writeFile(sysDir_ + pfDevpath + "/sriov_numvfs", fmt::format("{}\n", count));
+    // 4. sriov_enable's change on the PF.
+    ueventLocked(pfDevpath, "change");
+    return changed;
+}
+
+std::vector<std::string> SimNode::setNumVfs(const std::string &pfAddress, int count) {
+    Transaction transaction(*this);
+    std::vector<std::string> vfs;
+    try {
+        vfs = setNumVfsLocked(pfAddress, count);
+    } catch (...) {
+        // A refused write leaves the attribute as it was.
+        if (auto pf = pci_.find(pfAddress); pf != pci_.end() && pf->second.spec.sriovTotalVfs > 0)
+            if (readFile(sysDir_ + pf->second.devpath + "/sriov_numvfs") != fmt::format("{}\n", pf->second.vfs.size()))
+                writeFile(sysDir_ + pf->second.devpath + "/sriov_numvfs", fmt::format("{}\n", pf->second.vfs.size()));
+        throw;
+    }
+    transaction.report(fmt::format("sriov numvfs pf={} count={}", pfAddress, count));
+    return vfs;
+}
+
+void SimNode::setVgpuProfileLocked(const std::string &vfAddress, std::uint32_t id) {
+    auto found = pci_.find(vfAddress);
+    if (found == pci_.end() || found->second.physfn.empty())
+        fail(fmt::format("{} is not an SR-IOV VF on this node", vfAddress));
+    PciRecord &vf = found->second;
+    const std::string file = sysDir_ + vf.devpath + "/nvidia/current_vgpu_type";
+    if (vf.driver != kSriovDriver)
+        fail(fmt::format("{} is not bound to nvidia (driver: {})", vfAddress, vf.driver.empty() ? "none" : vf.driver));
+    // The node rewrites only what differs: its own writes reach the emulation
+    // too, and an unchanged file must not be truncated under a reader.
+    auto show = [&file](std::uint32_t value) {
+        const std::string text = fmt::format("{}\n", value);
+        if (readFile(file) != text)
+            writeFile(file, text);
+    };
+    if (id == vf.vgpuType) {
+        show(id);
+        return;
+    }
+    if (id != 0 && vf.vgpuType != 0)
+        fail(fmt::format("{} already carries vGPU type {}; write 0 first (EPERM)", vfAddress, vf.vgpuType));
+    if (id != 0) {
+        const PciRecord &pf = pci_.at(vf.physfn);
+        auto profile = std::find_if(pf.profiles.begin(), pf.profiles.end(),
+                                    [&](const SriovProfileSpec &p) { return p.id == id; });
+        if (profile == pf.profiles.end())
+            fail(fmt::format("{}: the card does not offer vGPU type {} (ENODEV)", vfAddress, id));
+        int used = 0;
+        for (const std::string &sibling : pf.vfs)
+            used += pci_.at(sibling).vgpuType == id ? 1 : 0;
+        if (used >= profile->instances)
+            fail(fmt::format("{}: no vGPU type {} instance left on the card (ENOSPC)", vfAddress, id));
+    }
+    vf.vgpuType = id;
+    show(id);
+    refreshCatalogsLocked(vf.physfn);
+}
+
+void SimNode::setVgpuProfile(const std::string &vfAddress, std::uint32_t id) {
+    Transaction transaction(*this);
+    std::uint32_t before = 0;
+    if (auto vf = pci_.find(vfAddress); vf != pci_.end())
+        before = vf->second.vgpuType;
+    try {
+        setVgpuProfileLocked(vfAddress, id);
+    } catch (...) {
+        // A refused write leaves the attribute as it was.
+        if (auto vf = pci_.find(vfAddress); vf != pci_.end() && vf->second.driver == kSriovDriver &&
+                                            fs::is_directory(sysDir_ + vf->second.devpath + "/nvidia"))
+            if (readFile(sysDir_ + vf->second.devpath + "/nvidia/current_vgpu_type") != fmt::format("{}\n", before))
+                writeFile(sysDir_ + vf->second.devpath + "/nvidia/current_vgpu_type", fmt::format("{}\n", before));
+        throw;
+    }
+    transaction.report(fmt::format("vgpu profile set vf={} type={}", vfAddress, id));
+}
+
+std::vector<std::string> SimNode::virtualFunctions(const std::string &pfAddress) const {
+    std::lock_guard lock(mutex_);
+    auto pf = pci_.find(pfAddress);
+    if (pf == pci_.end())
+        fail(fmt::format("no PCI function {} on this node", pfAddress));
+    return pf->second.vfs;
+}
+
+// --- Grace EGM ----------------------------------------------------------------------
+
+void SimNode::writeEgmMembersLocked(const std::string &region) {
+    const EgmRegionSpec &spec = egm_.at(region);
+    const std::string dir = sysDir_ + "/devices/virtual/egm/" + region;
+    if (!spec.linkLayout) {
+        std::string text;
+        for (const std::string &gpu : spec.gpus)
+            text += gpu + "\n";
+        writeFile(dir + "/gpu_devices", text);
+        return;
+    }
+    for (const std::string &gpu : spec.gpus) {
+        auto function = pci_.find(gpu);
+        replaceSymlink(function != pci_.end() ? "../../../.." + function->second.devpath
+                                              : "../../../../devices/pci0000:00/" + gpu,
+                       dir + "/" + gpu);
+    }
+}
+
+void SimNode::addEgmRegion(const EgmRegionSpec &spec) {
+    Transaction transaction(*this);
+    if (spec.name.rfind("egm", 0) != 0 || spec.name.size() < 4 ||
+        spec.name.find_first_not_of("0123456789", 3) != std::string::npos)
+        fail(fmt::format("'{}' is not an EGM region name like egm4", spec.name));
+    if (egm_.count(spec.name))
+        fail(fmt::format("EGM region {} already exists", spec.name));
+    for (const std::string &gpu : spec.gpus)
+        if (!isPciAddress(gpu))
+            fail(fmt::format("EGM region {}: '{}' is not a PCI address", spec.name, gpu));
+    const int minor = std::stoi(spec.name.substr(3));
+    const std::string devpath = "/devices/virtual/egm/" + spec.name;
+    egm_[spec.name] = spec;
+    // devtmpfs makes the node before the add uevent goes out.
+    if (spec.deviceNode)
+        writeFile(devRoot_ + "/" + spec.name, "");
+    std::string record = fmt::format("P: {}\nE: MAJOR={}\nE: MINOR={}\nE: DEVNAME={}\nE: SUBSYSTEM=egm\n"
+                                     "A: dev={}:{}\\n\nA: egm_size=0x1000000000\\n\n",
+                                     devpath, kEgmMajor, minor, spec.name, kEgmMajor, minor);
+    // Both layouts exist before the event here (drivers using dev_groups).
+    fs::create_directories(sysDir_ + devpath);
+    writeEgmMembersLocked(spec.name);
+    addDeviceLocked(record + "\n");
+    fs::create_directories(sysDir_ + "/class/egm");
+    if (!fs::exists(fs::symlink_status(sysDir_ + "/class/egm/" + spec.name)))
+        replaceSymlink("../../devices/virtual/egm/" + spec.name, sysDir_ + "/class/egm/" + spec.name);
+    transaction.report(fmt::format("egm region added name={} gpus={}", spec.name, spec.gpus.size()));
+}
+
+void SimNode::addEgmGpu(const std::string &region, const std::string &gpu) {
+    Transaction transaction(*this);
+    auto found = egm_.find(region);
+    if (found == egm_.end())
+        fail(fmt::format("no EGM region {} on this node", region));
+    if (!isPciAddress(gpu))
+        fail(fmt::format("'{}' is not a PCI address", gpu));
+    found->second.gpus.push_back(gpu);
+    writeEgmMembersLocked(region);
+    transaction.report(fmt::format("egm gpu added region={} gpu={}", region, gpu));
+}
+
+void SimNode::removeEgmRegion(const std::string &region) {
+    Transaction transaction(*this);
+    if (!egm_.count(region))
+        fail(fmt::format("no EGM region {} on this node", region));
+    std::error_code ignored;
+    fs::remove(devRoot_ + "/" + region, ignored);
+    removeDeviceLocked("/devices/virtual/egm/" + region);
+    fs::remove(sysDir_ + "/class/egm/" + region, ignored);
+    egm_.erase(region);
+    transaction.report(fmt::format("egm region removed name={}", region));
+}
+
 // --- /dev/vfio and health ---------------------------------------------------------
 
 void SimNode::deleteVfioNode(int group) {
@@ -811,6 +1126,12 @@ void SimNode::startKernelEmulation() {
                     type.typeId);
     for (const auto &[uuid, mdev] : mdevs_)
         emulation_->watchVgpu(sysDir_ + mdev.devpath, uuid);
+    for (const auto &[address, function] : pci_) {
+        if (function.spec.sriovTotalVfs > 0)
+            emulation_->watchSriovPf(sysDir_ + function.devpath, address);
+        if (!function.physfn.empty() && function.driver == kSriovDriver)
+            emulation_->watchVgpuProfile(sysDir_ + function.devpath + "/nvidia", address);
+    }
 }
 
 void SimNode::stopKernelEmulation() {

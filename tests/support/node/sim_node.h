@@ -66,6 +66,11 @@ struct PciFunctionSpec {
     // is bound to a VFIO driver, even without iommufd; without it, an index is
     // allocated only on nodes with iommufd.
     std::optional<int> vfioDevIndex;
+    // An SR-IOV physical function: sriov_totalvfs holds this (0: not SR-IOV).
+    // Writing N into sriov_numvfs (or setNumVfs) makes N virtual functions at
+    // devfn + sriovVfOffset + i, each in an IOMMU group of its own.
+    int sriovTotalVfs = 0;
+    int sriovVfOffset = 4;
 };
 
 // A PCIe bridge (root port or switch port), class 0x060400, bound to pcieport.
@@ -91,6 +96,27 @@ struct VgpuSpec {
     std::string uuid;
     std::string parentAddress;
     std::string typeId;
+};
+
+// A vGPU profile an SR-IOV card offers its VFs (vGPU 17+: Ada, Hopper,
+// Blackwell). `instances` is how many VFs of the card may carry it at once;
+// while some are left, every unconfigured VF lists it in
+// nvidia/creatable_vgpu_types.
+struct SriovProfileSpec {
+    std::string pfAddress;
+    std::uint32_t id = 0;   // 1414
+    std::string name;       // "NVIDIA H200X-1-18C"
+    int instances = 1;
+};
+
+// A Grace EGM region: /sys/class/egm/<name> and /dev/<name>, its GPUs listed
+// in gpu_devices (one per line) or, with `linkLayout`, as one link per GPU
+// named by its address (the newer driver).
+struct EgmRegionSpec {
+    std::string name; // "egm4"
+    std::vector<std::string> gpus;
+    bool linkLayout = false;
+    bool deviceNode = true;
 };
 
 struct SimNodeOptions {
@@ -185,6 +211,35 @@ public:
     // What writing 1 into the mdev's remove file does: vfio remove, unbind, remove.
     void removeVgpu(const std::string &uuid);
 
+    // --- SR-IOV vGPU (vendor-specific VFIO) ------------------------------------------
+
+    // Registers a profile on an SR-IOV PF; the VFs' catalogs list it at once.
+    void addSriovProfile(const SriovProfileSpec &spec);
+    // What writing `count` into the PF's sriov_numvfs does (sriov-manage -e),
+    // in the kernel's order. Creating, per VF: add (before the physfn link
+    // exists), change (physfn and virtfnN made), the VFIO group node and
+    // vfio-dev cdev, bind to nvidia (nvidia/current_vgpu_type reads 0); then
+    // change on the PF. Removing (0): unbind and remove per VF, no PF event.
+    // Throws as the kernel refuses: more than sriov_totalvfs, a non-zero count
+    // over a non-zero count (EBUSY), a PF not bound to nvidia. Returns the VF
+    // addresses (created or removed).
+    std::vector<std::string> setNumVfs(const std::string &pfAddress, int count);
+    // What writing `id` into the VF's nvidia/current_vgpu_type does: the vGPU
+    // is created (0: destroyed) and every VF's creatable_vgpu_types on the card
+    // is updated -- WITHOUT any uevent, as the driver does. Throws as the
+    // driver refuses: an id the card does not offer or has no instance left
+    // of, a non-zero id over a non-zero one (EPERM), a VF not bound to nvidia.
+    void setVgpuProfile(const std::string &vfAddress, std::uint32_t id);
+    std::vector<std::string> virtualFunctions(const std::string &pfAddress) const;
+
+    // --- Grace EGM ---------------------------------------------------------------
+
+    // /dev/<name> (unless !deviceNode), then the egm add uevent.
+    void addEgmRegion(const EgmRegionSpec &spec);
+    // A GPU joins an existing region without any event, as the region driver does.
+    void addEgmGpu(const std::string &region, const std::string &gpu);
+    void removeEgmRegion(const std::string &region);
+
     // --- /dev/vfio and health ----------------------------------------------------
 
     // Deletes <devRoot>/vfio/<group> and sends vfio remove, whatever is bound;
@@ -204,8 +259,10 @@ public:
     // --- Kernel emulation --------------------------------------------------------
 
     // Starts a thread that acts on writes to every create file (a UUID:
-    // createVgpu) and every vGPU's remove file ("1": removeVgpu), including
-    // types and vGPUs added later. Bad input is logged to stderr and ignored.
+    // createVgpu), every vGPU's remove file ("1": removeVgpu), every SR-IOV
+    // PF's sriov_numvfs (setNumVfs) and every VF's nvidia/current_vgpu_type
+    // (setVgpuProfile), including devices added later. Bad input is logged to
+    // stderr and the file restored, as the kernel's EINVAL would leave it.
     void startKernelEmulation();
     // Joins the thread. Call without holding anything the reporter needs.
     void stopKernelEmulation();
@@ -233,6 +290,13 @@ private:
         // driver is away so that a rebind brings them back.
         std::vector<VgpuTypeSpec> vgpuTypes;
         std::string typesDriver;
+        // SR-IOV: the PF's spec (VFs are made from it), its VFs in order, its
+        // profiles; a VF's PF and the profile it carries.
+        PciFunctionSpec spec;
+        std::vector<std::string> vfs;
+        std::vector<SriovProfileSpec> profiles;
+        std::string physfn;
+        std::uint32_t vgpuType = 0;
     };
     struct MdevRecord {
         std::string devpath;
@@ -262,6 +326,11 @@ private:
     void clearDriverLinkLocked(const std::string &devpath, const std::string &bus,
                                const std::string &name, const std::string &driver);
     void ensureRootComplexLocked(const std::string &rootComplex);
+    bool registersVfioLocked(const PciRecord &function, const std::string &driver) const;
+    std::vector<std::string> setNumVfsLocked(const std::string &pfAddress, int count);
+    void setVgpuProfileLocked(const std::string &vfAddress, std::uint32_t id);
+    void refreshCatalogsLocked(const std::string &pfAddress);
+    void writeEgmMembersLocked(const std::string &region);
     std::string resolveParentLocked(const std::string &address, const std::string &parentPath) const;
     std::string devpathOfLocked(const std::string &address) const;
     void addDeviceLocked(const std::string &record);
@@ -280,6 +349,7 @@ private:
     std::map<std::string, MdevRecord> mdevs_;
     std::map<int, std::set<std::string>> groupMembers_;
     std::set<int> vfioNodes_;
+    std::map<std::string, EgmRegionSpec> egm_;
     int highestGroup_ = -1;
     std::unique_ptr<KernelEmulation> emulation_;
 };

@@ -40,7 +40,9 @@ const char *kCommandHelp =
     "  add-function <bdf> ... | add-bridge <path> ... | add-vgpu-type <bdf> <type> ... |\n"
     "  create-vgpu <uuid> parent=<bdf> type=<type> | remove <bdf> | remove-vgpu <uuid> |\n"
     "  delete-vfio-node <N> | create-vfio-node <N> | set-attribute <address> <name> <value> |\n"
-    "  change <address> KEY=VALUE... | quit";
+    "  change <address> KEY=VALUE... | add-sriov-profile <pf> <id> name=... instances=N |\n"
+    "  set-numvfs <pf> <count> | set-vgpu-profile <vf> <id> | add-egm <egmN> gpus=... |\n"
+    "  add-egm-gpu <egmN> <bdf> | remove-egm <egmN> | quit";
 
 // umockdev delivers uevents only to processes that carry its preload library,
 // so re-execute with it rather than make every user remember.
@@ -126,7 +128,7 @@ bool runCommand(SimNode &node, const std::string &line) {
             throw std::runtime_error(fmt::format("usage: {}", usage));
     };
     auto applyItem = [&](const std::string &keyword) {
-        auto item = kvgpu::test::parseDescriptionLine(keyword + rest);
+        auto item = kvgpu::test::parseDescriptionLine(keyword.find(' ') == std::string::npos ? keyword + rest : keyword);
         if (!item)
             throw std::runtime_error(fmt::format("usage: {} <address> key=value...", command));
         kvgpu::test::applyDescriptionItem(node, *item);
@@ -150,6 +152,22 @@ bool runCommand(SimNode &node, const std::string &line) {
         applyItem("vgpu-type");
     } else if (command == "create-vgpu") {
         applyItem("vgpu");
+    } else if (command == "add-sriov-profile") {
+        applyItem("sriov-profile");
+    } else if (command == "set-numvfs") {
+        expectWords(3, "set-numvfs <pf> <count>");
+        applyItem("vfs " + words[1] + " count=" + words[2]);
+    } else if (command == "set-vgpu-profile") {
+        expectWords(3, "set-vgpu-profile <vf> <type id>");
+        applyItem("vf-profile");
+    } else if (command == "add-egm") {
+        applyItem("egm");
+    } else if (command == "add-egm-gpu") {
+        expectWords(3, "add-egm-gpu <region> <bdf>");
+        node.addEgmGpu(words[1], words[2]);
+    } else if (command == "remove-egm") {
+        expectWords(2, "remove-egm <region>");
+        node.removeEgmRegion(words[1]);
     } else if (command == "remove") {
         expectWords(2, "remove <bdf>");
         node.removePciFunction(words[1]);
@@ -182,7 +200,8 @@ bool runCommand(SimNode &node, const std::string &line) {
         throw std::runtime_error(fmt::format(
             "unknown command '{}' (known: bind, unbind, add-gpu, add-function, add-bridge, "
             "add-vgpu-type, create-vgpu, remove, remove-vgpu, delete-vfio-node, create-vfio-node, "
-            "set-attribute, change, quit)",
+            "set-attribute, change, add-sriov-profile, set-numvfs, set-vgpu-profile, add-egm, add-egm-gpu, "
+            "remove-egm, quit)",
             command));
     }
     return true;

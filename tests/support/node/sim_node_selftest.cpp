@@ -594,3 +594,102 @@ TEST_CASE("a node removes its sysfs and dev trees when it goes away") {
     CHECK_FALSE(files::exists(dev));
     CHECK(std::getenv("UMOCKDEV_DIR") == nullptr);
 }
+
+// --- SR-IOV vGPU and Grace EGM ------------------------------------------------------
+
+namespace {
+const std::string kH200 = "0000:41:00.0";
+constexpr std::uint16_t kH200Id = 0x2335;
+
+// An H200 on nvidia that can make 4 VFs and offers two profiles.
+void addH200(SimNode &node) {
+    PciFunctionSpec pf{.address = kH200, .device = kH200Id, .driver = "nvidia", .iommuGroup = 70, .numaNode = 0};
+    pf.sriovTotalVfs = 4;
+    node.addPciFunction(pf);
+    node.addSriovProfile({.pfAddress = kH200, .id = 1414, .name = "NVIDIA H200X-1-18C", .instances = 2});
+    node.addSriovProfile({.pfAddress = kH200, .id = 1428, .name = "NVIDIA H200X-141C", .instances = 1});
+}
+// The kernel emulation acts on a write shortly after it; profile writes send
+// no uevent to wait for, so wait for what the write leads to.
+template <typename Condition> bool eventually(Condition condition) {
+    for (int i = 0; i < 500; ++i) {
+        if (condition())
+            return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return condition();
+}
+} // namespace
+
+TEST_CASE("writing N into sriov_numvfs makes N VFs in the kernel's event order") {
+    NodeWithMonitor host({.iommufd = true}, {"pci", "vfio", "vfio-dev"});
+    addH200(host.node);
+    host.uevents.drain();
+
+    CHECK(host.node.setNumVfs(kH200, 2) == std::vector<std::string>{"0000:41:00.4", "0000:41:00.5"});
+    const auto events = host.uevents.drain();
+    CHECK(sequence(events) == "add pci 0000:41:00.4; change pci 0000:41:00.4; add vfio 71; add vfio-dev vfio0; "
+                              "bind pci 0000:41:00.4; "
+                              "add pci 0000:41:00.5; change pci 0000:41:00.5; add vfio 72; add vfio-dev vfio1; "
+                              "bind pci 0000:41:00.5; change pci 0000:41:00.0");
+    const std::string vf = host.sys("bus/pci/devices/0000:41:00.4");
+    CHECK(files::text(vf + "/nvidia/current_vgpu_type") == "0\n");
+    CHECK(files::text(vf + "/nvidia/creatable_vgpu_types") ==
+          "ID    : vGPU Name\n1414  : NVIDIA H200X-1-18C\n1428  : NVIDIA H200X-141C\n");
+    CHECK(files::text(vf + "/vendor") == "0x10de\n");
+    CHECK(files::text(host.sys("bus/pci/devices/0000:41:00.0/sriov_numvfs")) == "2\n");
+    CHECK(files::exists(host.dev("vfio/71")));
+    CHECK(files::exists(host.dev("vfio/devices/vfio0")));
+    CHECK(files::linkTarget(vf + "/physfn") == "../0000:41:00.0");
+    CHECK(files::linkTarget(host.sys("bus/pci/devices/0000:41:00.0/virtfn1")) == "../0000:41:00.5");
+    CHECK_THROWS_WITH_AS(host.node.setNumVfs(kH200, 3), doctest::Contains("EBUSY"), std::runtime_error);
+
+    host.node.setNumVfs(kH200, 0);
+    CHECK(sequence(host.uevents.drain()) ==
+          "remove vfio-dev vfio1; remove vfio 72; unbind pci 0000:41:00.5; remove pci 0000:41:00.5; "
+          "remove vfio-dev vfio0; remove vfio 71; unbind pci 0000:41:00.4; remove pci 0000:41:00.4");
+    CHECK_FALSE(files::exists(vf));
+    CHECK_FALSE(files::exists(host.dev("vfio/71")));
+}
+
+TEST_CASE("a profile written into current_vgpu_type sends no uevent and updates the card's catalogs") {
+    NodeWithMonitor host({}, {"pci", "vfio"});
+    addH200(host.node);
+    host.uevents.drain();
+    host.node.setNumVfs(kH200, 2);
+    host.node.startKernelEmulation();
+    host.uevents.drain();
+    const std::string vf4 = host.sys("bus/pci/devices/0000:41:00.4/nvidia");
+    const std::string vf5 = host.sys("bus/pci/devices/0000:41:00.5/nvidia");
+
+    // As `echo 1428 > current_vgpu_type`: the emulation acts on the write.
+    files::write(vf4 + "/current_vgpu_type", "1428\n");
+    CHECK(eventually([&] { return files::text(vf5 + "/creatable_vgpu_types").find("1428") == std::string::npos; }));
+    CHECK(files::text(vf4 + "/current_vgpu_type") == "1428\n");
+    CHECK(files::text(vf4 + "/creatable_vgpu_types") == "ID    : vGPU Name\n");
+    CHECK(files::text(vf5 + "/creatable_vgpu_types") == "ID    : vGPU Name\n1414  : NVIDIA H200X-1-18C\n");
+
+    // The driver refuses a second profile over the first (EPERM) and the file keeps its value.
+    CHECK_THROWS_WITH_AS(host.node.setVgpuProfile("0000:41:00.4", 1414), doctest::Contains("EPERM"),
+                         std::runtime_error);
+    CHECK(files::text(vf4 + "/current_vgpu_type") == "1428\n");
+    host.node.setVgpuProfile("0000:41:00.4", 0);
+    CHECK(files::text(vf5 + "/creatable_vgpu_types").find("1428") != std::string::npos);
+    CHECK(host.uevents.drain().empty());
+    host.node.stopKernelEmulation();
+}
+
+TEST_CASE("EGM regions appear with their node and either sysfs layout; a GPU may join silently") {
+    NodeWithMonitor host({}, {"egm"});
+    host.node.addEgmRegion({.name = "egm4", .gpus = {"0009:01:00.0"}});
+    host.node.addEgmRegion({.name = "egm5", .gpus = {"0019:01:00.0"}, .linkLayout = true, .deviceNode = false});
+    CHECK(sequence(host.uevents.drain()) == "add egm egm4; add egm egm5");
+    CHECK(files::text(host.sys("class/egm/egm4/gpu_devices")) == "0009:01:00.0\n");
+    CHECK(files::isLink(host.sys("class/egm/egm5/0019:01:00.0")));
+    CHECK(files::exists(host.dev("egm4")));
+    CHECK_FALSE(files::exists(host.dev("egm5")));
+
+    host.node.addEgmGpu("egm4", "0009:02:00.0");
+    CHECK(files::text(host.sys("class/egm/egm4/gpu_devices")) == "0009:01:00.0\n0009:02:00.0\n");
+    CHECK(host.uevents.drain().empty());
+}
