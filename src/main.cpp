@@ -4,7 +4,10 @@
 #include "app/daemon.h"
 #include "app/list_command.h"
 #include "app/options.h"
+#include "base/go_duration.h"
 #include "base/log.h"
+
+#include <cstdlib>
 
 #include <CLI/CLI.hpp>
 
@@ -46,6 +49,16 @@ int main(int argc, char **argv)
                    "state, config space, AER counters); 0 disables them")
         ->check(CLI::Range(0, 86400));
 
+    app.add_option("--state-dir", common.stateDir,
+                   "Directory where the plugin keeps what it learned (SR-IOV vGPU profile names), so a restart "
+                   "on a fully configured node still names its VFs; empty: memory only");
+    std::string profileInterval = "1s";
+    CLI::Option *profileIntervalOption =
+        app.add_option("--vgpu-profile-interval", profileInterval,
+                       "How often the current_vgpu_type of every nvidia-bound SR-IOV VF is re-read (profile "
+                       "writes send no uevent): a Go duration (500ms, 1s, 30s) or seconds; 0 disables it. "
+                       "Default from VFIO_VGPU_RESCAN_INTERVAL when that is set");
+
     CLI::App *list = app.add_subcommand("list", "Scan once and print every NVIDIA PCI function and mdev, with the "
                                                 "resource it is advertised under or why it is not");
     list->add_flag("--json", json, "Print JSON instead of a table");
@@ -59,6 +72,17 @@ int main(int argc, char **argv)
     }
     common.logLevel = *log::parseLevel(logLevel);
     log::setLevel(common.logLevel);
+    // The Go plugin's knob, so that its DaemonSets carry over; the flag wins.
+    const char *rescanEnv = std::getenv("VFIO_VGPU_RESCAN_INTERVAL");
+    bool fromEnv = profileIntervalOption->count() == 0 && rescanEnv && *rescanEnv;
+    Result<std::chrono::milliseconds> interval = parseIntervalSetting(fromEnv ? rescanEnv : profileInterval);
+    if (!interval) {
+        log::error(fromEnv ? "VFIO_VGPU_RESCAN_INTERVAL is not a valid interval"
+                           : "--vgpu-profile-interval is not a valid interval",
+                   {{"error", interval.error()}});
+        return 2;
+    }
+    serve.vgpuProfileInterval = *interval;
 
     if (list->parsed())
         return runListCommand(common, json);

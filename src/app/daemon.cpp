@@ -5,6 +5,7 @@
 #include "app/event_dispatch.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "app/vgpu_profile_watch.h"
 #include "device/registry.h"
 #include "monitor/directory_watch.h"
 #include "monitor/uevent_monitor.h"
@@ -69,14 +70,26 @@ public:
         watchPluginDir();
         watchDevTree();
 
+        if (!common_.stateDir.empty())
+            registry_.keepVgpuNamesIn(common_.stateDir + "/" + kVgpuNameFile);
+        // The one polled signal: SR-IOV vGPU profiles (vgpu_profile_watch.h).
+        profileWatch_ = std::make_unique<VgpuProfileWatch>(loop_, registry_, serve_.vgpuProfileInterval,
+                                                           [this] { events_.profilesRead(); });
+        events_.onPublished([this] {
+            if (profileWatch_)
+                profileWatch_->follow();
+        });
         log::info("scanning", {{"sysfs", common_.sysfsRoot}});
         events_.initialScan();
+        for (const EgmRegion &region : registry_.egmRegions())
+            logEgmRegion(region);
         startHealthTimer();
 
         loop_.run();
 
         probes_.reset(); // its checks post to the loop: stop it while the loop can still drop posts
         healthPass_.reset();
+        profileWatch_.reset();
         uevents_.reset();
         pluginDirWatch_.reset();
         devWatches_.clear();
@@ -222,6 +235,7 @@ private:
     EventLoop loop_;
     PciIdsDatabase names_;
     DeviceRegistry registry_;
+    std::unique_ptr<VgpuProfileWatch> profileWatch_;
     PluginManager plugins_;
     EventDispatch events_;
     std::unique_ptr<ProbeServer> probes_;

@@ -1,6 +1,7 @@
 #include "app/event_dispatch.h"
 
 #include "base/log.h"
+#include "base/strings.h"
 #include "device/sysfs_parse.h"
 
 namespace kvgpu {
@@ -34,6 +35,14 @@ void logChange(const DeviceIndex::Change &change)
 
 } // namespace
 
+void logEgmRegion(const EgmRegion &region)
+{
+    if (region.problem.empty())
+        log::info("EGM region", {{"region", region.name}, {"gpus", join(region.gpus, ",")}, {"node", "/dev/" + region.name}});
+    else
+        log::warn("EGM region", {{"region", region.name}, {"gpus", join(region.gpus, ",")}, {"problem", region.problem}});
+}
+
 void applyUevent(DeviceRegistry &registry, const Uevent &event)
 {
     if (event.subsystem == "pci") {
@@ -54,6 +63,13 @@ void applyUevent(DeviceRegistry &registry, const Uevent &event)
             registry.reconcileVfioNode(*group);
         else
             registry.reconcileDevNodes();
+    } else if (event.subsystem == "egm") {
+        // EGM regions change nothing advertised; they are re-read at Allocate.
+        // The log says what the node has now.
+        if (const EgmRegion *region = registry.reconcileEgmRegion(event.sysname))
+            logEgmRegion(*region);
+        else
+            log::info("EGM region removed", {{"region", event.sysname}});
     }
 }
 
@@ -172,6 +188,8 @@ void EventDispatch::publish()
     std::map<std::string, Resource> changed = registry_.takeChangedResources();
     if (!changed.empty())
         publish_(std::move(changed));
+    if (published_)
+        published_();
 }
 
 void EventDispatch::reportProblem(const std::string &id)

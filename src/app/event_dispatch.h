@@ -32,6 +32,9 @@ namespace kvgpu {
 // names are ignored; nothing here throws.
 void applyUevent(DeviceRegistry &registry, const Uevent &event);
 
+// "EGM region" with its GPUs and device node (or what is wrong with it).
+void logEgmRegion(const EgmRegion &region);
+
 class EventDispatch {
 public:
     // The /dev directories whose entries are device state.
@@ -52,6 +55,11 @@ public:
     void devBatchEnd();
     // The health pass re-read the polled signals of a device: publish its verdict.
     void healthRead();
+    // The SR-IOV profile watch re-read VFs and some changed: publish them.
+    void profilesRead() { healthRead(); }
+    // Runs after every publish (whether or not a list changed), e.g. for the
+    // profile watch to start or stop with the VFs.
+    void onPublished(std::function<void()> hook) { published_ = std::move(hook); }
 
     // Queues one full rescan (coalesced with every request until it runs).
     void requestRescan(const std::string &why);
@@ -70,6 +78,7 @@ private:
     unsigned long rescanRequests_ = 0; // since the last run, for the log
     std::string rescanReason_;         // of the first of them
     bool stopped_ = false;
+    std::function<void()> published_;
     // Lets a queued rescan see that the dispatch is gone.
     std::shared_ptr<EventDispatch *> self_ = std::make_shared<EventDispatch *>(this);
 };

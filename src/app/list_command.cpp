@@ -1,9 +1,12 @@
 #include "app/list_command.h"
 
 #include "app/options.h"
+#include "base/strings.h"
 #include "device/device_index.h"
 #include "device/node_reader.h"
+#include "device/nvml_vgpu_types.h"
 #include "device/pci_names.h"
+#include "device/vgpu_name_book.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -113,10 +116,27 @@ std::string formatDeviceJson(const Inventory &inventory)
     for (const auto &[name, resource] : inventory.resources) {
         out += i++ ? ",\n    {" : "\n    {";
         out += fmt::format("\"name\": {}, \"kind\": {}, \"envKey\": {}, \"devices\": {}}}", jsonString(name),
-                           jsonString(resource.kind == DeviceKind::Vgpu ? "vgpu" : "passthrough"),
+                           jsonString(resource.kind == DeviceKind::Vgpu        ? "vgpu"
+                                      : resource.kind == DeviceKind::SriovVgpu ? "sriov-vgpu"
+                                                                               : "passthrough"),
                            jsonString(envKey(resource.kind, name)), resource.devices.size());
     }
     out += inventory.resources.empty() ? "]\n}\n" : "\n  ]\n}\n";
+    return out;
+}
+
+std::string formatEgmRegions(const std::vector<EgmRegion> &regions)
+{
+    if (regions.empty())
+        return {};
+    std::string out = "\nEGM REGION  GPUS (a request holding all of them gets the node)  NODE\n";
+    for (const EgmRegion &region : regions) {
+        out += fmt::format("{:<11} {:<49} {}", region.name, region.gpus.empty() ? "-" : join(region.gpus, " "),
+                           region.hasNode ? "/dev/" + region.name : "missing");
+        if (!region.problem.empty())
+            out += " (" + region.problem + ")";
+        out += "\n";
+    }
     return out;
 }
 
@@ -128,9 +148,13 @@ int runListCommand(const CommonOptions &options, bool json)
         std::fprintf(stderr, "error: %s is not a sysfs tree (no bus/pci/devices)\n", options.sysfsRoot.c_str());
         return 1;
     }
-    NodeObservation node = scanNode(sysfs, DevTree(options.devRoot));
+    DevTree dev(options.devRoot);
+    NodeObservation node = scanNode(sysfs, dev);
+    VgpuNameBook vgpuNames(options.stateDir.empty() ? std::string() : options.stateDir + "/" + kVgpuNameFile,
+                           std::make_unique<NvmlVgpuTypes>());
+    vgpuNames.recallInto(node);
     Inventory inventory = deriveInventory(node, names);
-    std::string text = json ? formatDeviceJson(inventory) : formatDeviceTable(inventory);
+    std::string text = json ? formatDeviceJson(inventory) : formatDeviceTable(inventory) + formatEgmRegions(readEgmRegions(sysfs, dev));
     std::fwrite(text.data(), 1, text.size(), stdout);
     return 0;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "device/device_row.h"
+#include "device/egm.h"
 
 #include <string>
 
@@ -11,6 +12,8 @@ namespace kvgpu {
 
 std::string formatDeviceTable(const Inventory &inventory);
 std::string formatDeviceJson(const Inventory &inventory);
+// Grace EGM regions with their GPUs and device node; "" when there are none.
+std::string formatEgmRegions(const std::vector<EgmRegion> &regions);
 
 struct CommonOptions;
 int runListCommand(const CommonOptions &options, bool json);

@@ -3,6 +3,7 @@
 
 #include "base/log.h"
 
+#include <chrono>
 #include <string>
 
 namespace kvgpu {
@@ -13,6 +14,8 @@ struct CommonOptions {
     std::string pluginDir = "/var/lib/kubelet/device-plugins";
     std::string pciIds = "/usr/share/misc/pci.ids";
     log::Level logLevel = log::Level::Info;
+    // Where the daemon keeps what it learned (SR-IOV vGPU profile names); "" = nowhere.
+    std::string stateDir;
 };
 
 struct ServeOptions {
@@ -20,6 +23,8 @@ struct ServeOptions {
     int ueventBufferBytes = 16 * 1024 * 1024;
     int probePort = 8081; // gRPC health service for Kubernetes probes; 0 disables it
     int healthIntervalSeconds = 30; // re-read of signals that change without events; 0 disables it
+    // Re-read of SR-IOV VFs' current_vgpu_type (profile writes send no event); 0 disables it.
+    std::chrono::milliseconds vgpuProfileInterval{1000};
 };
 
 } // namespace kvgpu

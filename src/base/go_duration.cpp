@@ -129,4 +129,18 @@ Result<std::chrono::nanoseconds> parseGoDuration(std::string_view text)
     return std::chrono::nanoseconds(static_cast<std::int64_t>(total));
 }
 
+Result<std::chrono::milliseconds> parseIntervalSetting(std::string_view text)
+{
+    std::string_view value = trim(text);
+    std::string withUnit(value);
+    if (!value.empty() && value.find_first_not_of("0123456789") == std::string_view::npos)
+        withUnit += "s";
+    Result<std::chrono::nanoseconds> duration = parseGoDuration(withUnit == "0s" ? "0" : withUnit);
+    if (!duration)
+        return Error{duration.error()};
+    if (duration->count() < 0)
+        return Error{fmt::format("invalid interval {}: negative (0 turns it off)", quoteIfNeeded(value))};
+    return std::chrono::ceil<std::chrono::milliseconds>(*duration);
+}
+
 } // namespace kvgpu

@@ -18,4 +18,8 @@ namespace kvgpu {
 // beyond what 64-bit nanoseconds hold, is an error that quotes the text.
 Result<std::chrono::nanoseconds> parseGoDuration(std::string_view text);
 
+// An interval setting: a Go duration or a plain number of seconds ("30" as
+// "30s"), never negative; 0 means off. Rounded up to whole milliseconds.
+Result<std::chrono::milliseconds> parseIntervalSetting(std::string_view text);
+
 } // namespace kvgpu

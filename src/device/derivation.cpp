@@ -4,6 +4,7 @@
 #include "device/health.h"
 #include "device/pci_class.h"
 #include "device/vfio_drivers.h"
+#include "device/vgpu_names.h"
 
 #include <fmt/format.h>
 
@@ -37,6 +38,12 @@ NamedResource vgpuResourceName(const Mdev &m)
     return {resourceName(fixed.name), fixed.repair};
 }
 
+NamedResource sriovVgpuResourceName(const std::string &profileName, std::uint32_t typeId)
+{
+    NamePart fixed = repairResourceNamePart(sanitizeVgpuTypeName(profileName), std::to_string(typeId));
+    return {resourceName(fixed.name), fixed.repair};
+}
+
 namespace {
 
 void advertise(DerivedDevice &out, const NamedResource &name, DeviceKind kind, AdvertisedDevice device,
@@ -51,6 +58,63 @@ void advertise(DerivedDevice &out, const NamedResource &name, DeviceKind kind, A
     out.row.health = device.healthy ? kHealthy : kUnhealthy;
     out.row.reason = device.healthReason;
     out.device = std::move(device);
+}
+
+} // namespace
+
+namespace {
+
+// A PF that carries SR-IOV vGPU VFs: never advertised; `list` shows its VFs.
+std::string sriovParentNote(const PciFunction &pf, const NodeObservation &node)
+{
+    int vfs = 0, configured = 0;
+    for (const auto &[address, f] : node.functions) {
+        if (f.physfn != pf.address)
+            continue;
+        ++vfs;
+        configured += f.currentVgpuType && *f.currentVgpuType != 0 ? 1 : 0;
+    }
+    return fmt::format(" (SR-IOV vGPU parent: {} of {} VFs, {} with a profile)", vfs, pf.sriovTotalVfs, configured);
+}
+
+void deriveSriovVf(DerivedDevice &out, const PciFunction &f, const NodeObservation &node,
+                   const HealthHistories &histories)
+{
+    DeviceRow &row = out.row;
+    out.kind = DeviceKind::SriovVgpu;
+    if (f.driver != kSriovVgpuDriver) {
+        row.reason = f.driver.empty() ? fmt::format("SR-IOV VF of {} not bound to any driver", f.physfn)
+                                      : fmt::format("SR-IOV VF of {} bound to {}, not nvidia", f.physfn, f.driver);
+        return;
+    }
+    if (!f.vgpuTypeProblem.empty()) {
+        row.reason = f.vgpuTypeProblem;
+        return;
+    }
+    if (!f.currentVgpuType) {
+        row.reason = "SR-IOV VF without nvidia/current_vgpu_type";
+        return;
+    }
+    if (*f.currentVgpuType == 0) {
+        row.reason = "SR-IOV VF without a vGPU profile (current_vgpu_type 0)";
+        return;
+    }
+    const std::uint32_t id = *f.currentVgpuType;
+    row.ids = fmt::format("{:04x}:{:04x} vgpu {}", f.vendor, f.device, id);
+    if (f.iommuGroup < 0) {
+        row.reason = fmt::format("cannot read iommu_group: {}", f.iommuGroupProblem);
+        return;
+    }
+    VgpuNameLookup lookup = resolveVgpuTypeName(node, f, id);
+    if (!lookup.name) {
+        row.reason = fmt::format("vGPU type {} on {}: name unknown (tried: {})", id, f.address, join(lookup.tried, "; "));
+        return;
+    }
+    row.model = *lookup.name;
+    advertise(out, sriovVgpuResourceName(*lookup.name, id), DeviceKind::SriovVgpu,
+              AdvertisedDevice{.id = f.address, .numaNode = f.numaNode, .iommuGroup = f.iommuGroup,
+                               .pciePath = f.pciePath, .vgpuTypeId = id},
+              judgeSriovVf(f, node, histories));
 }
 
 } // namespace
@@ -70,11 +134,15 @@ DerivedDevice deriveFunction(const PciFunction &f, const NodeObservation &node, 
         .iommuGroup = f.iommuGroup,
         .numaNode = f.numaNode,
     };
-    if (!isPassthroughDriver(f.driver)) {
+    if (!f.physfn.empty() && isAdvertisedClass(f.classCode)) {
+        deriveSriovVf(out, f, node, histories);
+    } else if (!isPassthroughDriver(f.driver)) {
         row.reason = f.driver.empty() ? std::string("not bound to any driver")
                                       : fmt::format("bound to {}, not vfio-pci", f.driver);
         if (!f.mdevTypes.empty())
             row.reason += fmt::format(" (vGPU parent: {} types)", f.mdevTypes.size());
+        else if (f.sriovTotalVfs > 0 && f.driver == kSriovVgpuDriver)
+            row.reason += sriovParentNote(f, node);
     } else if (!isAdvertisedClass(f.classCode)) {
         row.reason = f.iommuGroup >= 0
                          ? fmt::format("{} function: travels with IOMMU group {}", row.deviceClass, f.iommuGroup)

@@ -49,5 +49,13 @@ struct NamedResource {
 };
 NamedResource passthroughResourceName(const PciFunction &function, PciNameSource &names);
 NamedResource vgpuResourceName(const Mdev &mdev);
+// An SR-IOV vGPU profile's resource: the profile name with runs of whitespace
+// to '_', case kept, repaired as mdev names are ("NVIDIA H200X-1-18C" ->
+// nvidia.com/NVIDIA_H200X-1-18C); the type id when nothing is left.
+NamedResource sriovVgpuResourceName(const std::string &profileName, std::uint32_t typeId);
+
+// The SR-IOV driver: VFs stay bound to it and carry their profile in its
+// nvidia/ attribute group.
+inline constexpr const char *kSriovVgpuDriver = "nvidia";
 
 } // namespace kvgpu

@@ -8,7 +8,15 @@ namespace kvgpu {
 
 namespace {
 
-const char *kindName(DeviceKind kind) { return kind == DeviceKind::Vgpu ? "vGPU" : "passthrough"; }
+const char *kindName(DeviceKind kind)
+{
+    switch (kind) {
+    case DeviceKind::Vgpu: return "vGPU";
+    case DeviceKind::SriovVgpu: return "SR-IOV vGPU";
+    case DeviceKind::Passthrough: break;
+    }
+    return "passthrough";
+}
 
 bool rowOrder(const DeviceRow &a, const DeviceRow &b)
 {

@@ -70,6 +70,38 @@ Verdict judgeVgpu(const Mdev &m, const NodeObservation &node, const HealthHistor
     return {};
 }
 
+Verdict judgeSriovVf(const PciFunction &f, const NodeObservation &node, const HealthHistories &histories)
+{
+    if (!node.vfioGroupNodes.contains(f.iommuGroup))
+        return unhealthy(fmt::format("no /dev/vfio/{}", f.iommuGroup));
+    const HealthHistory *history = histories.find(f.address);
+    if (std::string problem = recoveryProblem(history); !problem.empty())
+        return unhealthy(problem);
+    if (history && !history->polledProblem.empty())
+        return unhealthy(history->polledProblem);
+    if (auto group = node.groups.find(f.iommuGroup); group != node.groups.end()) {
+        std::vector<GroupMember> others;
+        for (const GroupMember &m : group->second)
+            if (m.address != f.address)
+                others.push_back(m);
+        if (std::string problem = groupViabilityProblem(f.iommuGroup, others); !problem.empty())
+            return unhealthy(problem);
+    }
+    auto pf = node.functions.find(f.physfn);
+    if (pf == node.functions.end())
+        return unhealthy(fmt::format("parent {} is gone", f.physfn));
+    if (pf->second.driver.empty())
+        return unhealthy(fmt::format("parent {} is not bound to a driver", f.physfn));
+    const HealthHistory *pfHistory = histories.find(f.physfn);
+    if (pf->second.polled.configVendor == 0xffff || (pfHistory && !pfHistory->polledProblem.empty()))
+        return unhealthy(fmt::format("parent {} {}", f.physfn,
+                                     pfHistory && !pfHistory->polledProblem.empty() ? pfHistory->polledProblem
+                                                                                   : "fell off the bus"));
+    if (pfHistory && pfHistory->recovery == HealthHistory::Recovery::Failed)
+        return unhealthy(fmt::format("parent {}: PCIe error recovery failed", f.physfn));
+    return {};
+}
+
 std::vector<std::string> passthroughWarnings(const PciFunction &f)
 {
     std::vector<std::string> warnings;

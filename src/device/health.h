@@ -38,6 +38,11 @@ std::string groupViabilityProblem(int group, const std::vector<GroupMember> &mem
 
 Verdict judgePassthrough(const PciFunction &function, const NodeObservation &node, const HealthHistories &histories);
 Verdict judgeVgpu(const Mdev &mdev, const NodeObservation &node, const HealthHistories &histories);
+// An SR-IOV vGPU VF: the passthrough rules that apply (its group node,
+// recovery, polled signals, the rest of its group; the VF itself stays on
+// nvidia, which registers it with VFIO), then its PF's: gone, unbound, fell
+// off the bus or failed recovery takes every VF with it.
+Verdict judgeSriovVf(const PciFunction &vf, const NodeObservation &node, const HealthHistories &histories);
 
 std::vector<std::string> passthroughWarnings(const PciFunction &function);
 

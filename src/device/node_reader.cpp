@@ -3,6 +3,8 @@
 #include "base/strings.h"
 #include "device/sysfs_parse.h"
 
+#include <algorithm>
+
 #include <sys/stat.h>
 
 #include <fmt/format.h>
@@ -94,6 +96,33 @@ Result<std::string> driverOf(const SysfsTree &sysfs, const std::string &dir)
     return std::string(target.substr(slash + 1));
 }
 
+// SR-IOV facts: optional files, so a problem stays on the function (a VF with
+// a malformed profile is not advertised, and says why) rather than making it
+// unreadable.
+void readSriov(const SysfsTree &sysfs, const std::string &dir, PciFunction &f)
+{
+    if (Result<std::string> total = sysfs.readFile(dir + "/sriov_totalvfs")) {
+        Result<long> n = parseCount(*total);
+        f.sriovTotalVfs = n ? static_cast<int>(std::min(*n, 65535L)) : 0;
+        if (Result<std::string> num = sysfs.readFile(dir + "/sriov_numvfs"))
+            if (Result<long> vfs = parseCount(*num))
+                f.sriovNumVfs = static_cast<int>(std::min(*vfs, 65535L));
+    }
+    if (Result<std::string> pf = sysfs.readLink(dir + "/physfn"); pf && isPciAddress(baseName(*pf)))
+        f.physfn = std::string(baseName(*pf));
+    if (f.physfn.empty() && f.sriovTotalVfs < 0)
+        return;
+    if (Result<std::string> types = sysfs.readFile(dir + "/nvidia/creatable_vgpu_types"))
+        f.creatableVgpuTypes = parseCreatableVgpuTypes(*types);
+    if (!sysfs.exists(dir + "/nvidia/current_vgpu_type"))
+        return;
+    Result<std::uint32_t> current = readParsed(sysfs, dir + "/nvidia/current_vgpu_type", parseCurrentVgpuType);
+    if (current)
+        f.currentVgpuType = *current;
+    else
+        f.vgpuTypeProblem = current.error();
+}
+
 } // namespace
 
 std::string DevTree::path(std::string_view relative) const
@@ -176,6 +205,7 @@ PciObservation observePciFunction(const SysfsTree &sysfs, std::string_view addre
     }
 
     f.vfioDevice = vfioDeviceOf(sysfs, dir, f.unreadable);
+    readSriov(sysfs, dir, f);
     if (auto types = optionalDir(sysfs, dir + "/mdev_supported_types", f.unreadable))
         f.mdevTypes = *types;
 

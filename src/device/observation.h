@@ -6,6 +6,8 @@
 // Thread safety: plain values.
 #pragma once
 
+#include "device/vgpu_types.h"
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -52,6 +54,21 @@ struct PciFunction {
     std::optional<std::string> resetMethod; // nullopt: no reset_method file
     std::string linkSpeed, maxLinkSpeed, linkWidth, maxLinkWidth; // empty when unknown
     std::vector<std::string> unreadable; // optional entries that are there but cannot be read, with the reason
+    // SR-IOV (vGPU 17+): a PF has sriov_totalvfs, a VF has a physfn link and,
+    // while bound to nvidia, the nvidia/ attribute group with its profile.
+    int sriovTotalVfs = -1;                       // -1: not an SR-IOV PF
+    int sriovNumVfs = 0;
+    std::string physfn;                           // a VF's PF; empty for anything else
+    std::optional<std::uint32_t> currentVgpuType; // nvidia/current_vgpu_type; nullopt without the file
+    std::string vgpuTypeProblem;                  // why current_vgpu_type could not be read
+    std::vector<VgpuType> creatableVgpuTypes;     // nvidia/creatable_vgpu_types
+};
+
+// The name of an SR-IOV vGPU type that no catalog on the node shows any more,
+// as the daemon remembered it or NVML told it (vgpu_name_book.h).
+struct RecalledVgpuName {
+    std::string name;
+    std::string source; // "names learned earlier", "NVML"
 };
 
 struct Mdev {
@@ -98,6 +115,10 @@ struct NodeObservation {
     std::set<int> vfioGroupNodes;                                  // N for each /dev/vfio/N present
     bool iommufd = false;                                          // <dev-root>/iommu exists
     std::map<int, std::vector<GroupMember>> groups;                // IOMMU groups of NVIDIA functions
+    // SR-IOV vGPU names from outside the node's catalogs, by (PF, type id),
+    // and what was tried besides the catalogs (for "name unknown").
+    std::map<std::pair<std::string, std::uint32_t>, RecalledVgpuName> recalledVgpuNames;
+    std::vector<std::string> vgpuNameFallbacks;
 
     // Records one observation, replacing whatever was known of that device.
     void apply(const PciObservation &observation, const std::string &address);

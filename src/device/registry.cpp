@@ -1,15 +1,79 @@
 #include "device/registry.h"
 
 #include "device/pci_class.h"
+#include "device/nvml_vgpu_types.h"
 #include "device/sysfs_parse.h"
+#include "device/vgpu_names.h"
 
 #include <set>
 
 namespace kvgpu {
 
 DeviceRegistry::DeviceRegistry(SysfsTree sysfs, DevTree dev, PciNameSource &names)
-    : sysfs_(std::move(sysfs)), dev_(std::move(dev)), names_(names)
+    : sysfs_(std::move(sysfs)), dev_(std::move(dev)), names_(names),
+      vgpuNames_({}, std::make_unique<NvmlVgpuTypes>())
 {
+}
+
+void DeviceRegistry::keepVgpuNamesIn(const std::string &path)
+{
+    vgpuNames_ = VgpuNameBook(path, std::make_unique<NvmlVgpuTypes>());
+}
+
+// A card's PF and VFs depend on each other: the PF's row counts the VFs and
+// their profiles, a VF's health follows the PF, and any VF's catalog may name
+// a sibling's profile.
+void DeviceRegistry::rederiveCard(const std::string &card)
+{
+    std::vector<std::string> members;
+    if (node_.functions.contains(card))
+        members.push_back(card);
+    for (const auto &[address, f] : node_.functions)
+        if (f.physfn == card)
+            members.push_back(address);
+    for (const std::string &id : members)
+        rederive(id);
+}
+
+const EgmRegion *DeviceRegistry::reconcileEgmRegion(const std::string &name)
+{
+    egm_ = readEgmRegions(sysfs_, dev_);
+    for (const EgmRegion &region : egm_)
+        if (region.name == name)
+            return &region;
+    return nullptr;
+}
+
+size_t DeviceRegistry::nvidiaBoundVfs() const
+{
+    size_t n = 0;
+    for (const auto &[address, f] : node_.functions)
+        n += !f.physfn.empty() && f.driver == kSriovVgpuDriver ? 1 : 0;
+    return n;
+}
+
+size_t DeviceRegistry::refreshVgpuProfiles()
+{
+    std::vector<std::string> changed;
+    for (const auto &[address, f] : node_.functions) {
+        if (f.physfn.empty() || f.driver != kSriovVgpuDriver)
+            continue;
+        std::optional<std::uint32_t> now;
+        std::string problem;
+        Result<std::string> text = sysfs_.readFile("bus/pci/devices/" + address + "/nvidia/current_vgpu_type");
+        if (text) {
+            Result<std::uint32_t> id = parseCurrentVgpuType(*text);
+            if (id)
+                now = *id;
+            else
+                problem = id.error();
+        }
+        if (now != f.currentVgpuType || problem.empty() != f.vgpuTypeProblem.empty())
+            changed.push_back(address);
+    }
+    for (const std::string &address : changed)
+        reconcilePciFunction(address);
+    return changed.size();
 }
 
 void DeviceRegistry::rederive(const std::string &id)
@@ -22,6 +86,8 @@ void DeviceRegistry::rescan()
     std::vector<std::string> known = index_.ids();
     rescanInto(node_, sysfs_, dev_);
     history_.followAll(node_);
+    vgpuNames_.recallInto(node_);
+    egm_ = readEgmRegions(sysfs_, dev_);
     std::set<std::string> ids(known.begin(), known.end());
     for (const auto &[id, f] : node_.functions)
         ids.insert(id);
@@ -62,8 +128,18 @@ void DeviceRegistry::reconcilePciFunction(const std::string &address, const std:
                 groups.insert(group);
     if (std::optional<int> group = readIommuGroup(sysfs_, address))
         groups.insert(*group);
+    std::set<std::string> cards;
+    auto noteCard = [&] {
+        if (auto f = node_.functions.find(address); f != node_.functions.end())
+            if (!f->second.physfn.empty() || f->second.sriovTotalVfs > 0)
+                cards.insert(cardOf(f->second));
+    };
+    noteCard(); // the card it was part of
 
     node_.apply(observePciFunction(sysfs_, address), address);
+    noteCard(); // and is now
+    for (const std::string &card : cards)
+        vgpuNames_.recallInto(node_, card);
     history_.follow(node_, address);
     // After the new reading, so that a successful recovery takes the counters as they are now.
     if (!errorEvent.empty())
@@ -89,6 +165,8 @@ void DeviceRegistry::reconcilePciFunction(const std::string &address, const std:
         refreshGroup(group);
         rederiveGroup(group);
     }
+    for (const std::string &card : cards)
+        rederiveCard(card);
 }
 
 std::vector<std::string> DeviceRegistry::polledHealthTargets() const
@@ -107,10 +185,13 @@ void DeviceRegistry::refreshPolledHealth(const std::string &address)
     node_.applyPolled(address, readPolledHealth(sysfs_, address));
     history_.followPolled(node_, address);
     rederive(address);
-    // vGPUs follow their parent's health.
+    // vGPUs follow their parent's health, and so do SR-IOV VFs.
     for (const auto &[uuid, mdev] : node_.mdevs)
         if (mdev.parentAddress == address)
             rederive(uuid);
+    for (const auto &[vf, f] : node_.functions)
+        if (f.physfn == address)
+            rederive(vf);
 }
 
 void DeviceRegistry::reconcileMdev(const std::string &uuid)

@@ -12,9 +12,11 @@
 #pragma once
 
 #include "device/device_index.h"
+#include "device/egm.h"
 #include "device/health_history.h"
 #include "device/node_reader.h"
 #include "device/pci_names.h"
+#include "device/vgpu_name_book.h"
 
 #include <map>
 #include <string>
@@ -48,6 +50,21 @@ public:
     // app/health_pass.h).
     void refreshPolledHealth(const std::string &address);
 
+    // SR-IOV vGPU: where learned profile names are kept across restarts
+    // (empty: memory only). Call before the first rescan.
+    void keepVgpuNamesIn(const std::string &path);
+    // How many VFs are bound to nvidia: while any is, a profile can change
+    // without an event, so the daemon watches them (refreshVgpuProfiles).
+    size_t nvidiaBoundVfs() const;
+    // Reads nvidia/current_vgpu_type of every nvidia-bound VF (one small read
+    // each) and re-reads every VF whose value changed; returns how many did.
+    size_t refreshVgpuProfiles();
+
+    // Grace EGM regions as last read (rescan, egm uevents). Re-reads them and
+    // returns the one named, or nullptr when it is gone.
+    const EgmRegion *reconcileEgmRegion(const std::string &name);
+    const std::vector<EgmRegion> &egmRegions() const { return egm_; }
+
     // What changed since the last call: resources whose lists differ (in full),
     // and one entry per device that was advertised, withdrawn or changed health.
     std::map<std::string, Resource> takeChangedResources() { return index_.takeChangedResources(); }
@@ -61,10 +78,13 @@ private:
     void rederive(const std::string &id);
     void rederiveGroup(int group);
     void refreshGroup(int group);
+    void rederiveCard(const std::string &card);
 
     SysfsTree sysfs_;
     DevTree dev_;
     PciNameSource &names_;
+    VgpuNameBook vgpuNames_;
+    std::vector<EgmRegion> egm_;
     NodeObservation node_;
     HealthHistories history_; // follows node_: updated right after each observation is applied
     DeviceIndex index_;

@@ -24,6 +24,7 @@ struct AdvertisedDevice {
     int numaNode = -1;
     int iommuGroup = -1;
     std::vector<std::string> pciePath; // topology above the device, top first
+    std::uint32_t vgpuTypeId = 0;      // an SR-IOV vGPU VF's profile when advertised, for Allocate's re-check
 
     bool operator==(const AdvertisedDevice &) const = default;
 };

@@ -43,7 +43,9 @@ NamePart repairResourceNamePart(std::string_view part, std::string_view fallback
 // "nvidia.com/" + part.
 std::string resourceName(std::string_view part);
 
-enum class DeviceKind { Passthrough, Vgpu };
+// SriovVgpu: an SR-IOV vGPU VF (vGPU 17+), which KubeVirt takes as a PCI
+// host device (PCI_RESOURCE_), handed out like passthrough.
+enum class DeviceKind { Passthrough, Vgpu, SriovVgpu };
 
 // The KubeVirt environment variable for a resource: PCI_RESOURCE_ or
 // MDEV_PCI_RESOURCE_ + the name upper-cased with '/' and '.' replaced by '_'.

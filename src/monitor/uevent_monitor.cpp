@@ -56,7 +56,7 @@ Result<int> UeventMonitor::open()
         udev_unref(context);
         return Error{"cannot open the uevent netlink socket: " + errnoText(error)};
     }
-    for (const char *subsystem : {"pci", "mdev", "vfio"})
+    for (const char *subsystem : {"pci", "mdev", "vfio", "egm"})
         udev_monitor_filter_add_match_subsystem_devtype(monitor, subsystem, nullptr);
     int fd = udev_monitor_get_fd(monitor);
     int requested = config_.receiveBufferBytes;

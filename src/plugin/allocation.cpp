@@ -1,5 +1,6 @@
 #include "plugin/allocation.h"
 
+#include "base/log.h"
 #include "base/strings.h"
 #include "device/derivation.h"
 #include "device/vfio_drivers.h"
@@ -68,11 +69,70 @@ Result<AllocatableDevice, AllocationError> readVgpu(const SysfsTree &sysfs, cons
     return AllocatableDevice{id, seen.mdev.iommuGroup, seen.mdev.vfioDevice};
 }
 
+// An SR-IOV vGPU VF must still be on nvidia and carry the profile it was
+// advertised with: QEMU cannot open a VF without one, and a VF whose profile
+// changed belongs to another resource.
+Result<AllocatableDevice, AllocationError> readSriovVf(const SysfsTree &sysfs, const Resource &resource, const std::string &id)
+{
+    PciObservation seen = observePciFunction(sysfs, id);
+    switch (seen.state) {
+    case PciObservation::State::Absent:
+    case PciObservation::State::NotNvidia:
+        return failed(fmt::format("VF {} is no longer present on this node", id));
+    case PciObservation::State::Unreadable:
+        return failed(fmt::format("VF {} cannot be read: {}", id, seen.problem));
+    case PciObservation::State::Present:
+        break;
+    }
+    const PciFunction &f = seen.function;
+    if (f.driver != kSriovVgpuDriver)
+        return failed(fmt::format("VF {} is not bound to nvidia (driver: {})", id, f.driver.empty() ? "none" : f.driver));
+    if (!f.vgpuTypeProblem.empty())
+        return failed(fmt::format("VF {}: {}", id, f.vgpuTypeProblem));
+    const AdvertisedDevice *advertised = findDevice(resource, id);
+    const std::uint32_t expected = advertised ? advertised->vgpuTypeId : 0;
+    if (!f.currentVgpuType || *f.currentVgpuType == 0)
+        return failed(fmt::format("VF {} no longer carries a vGPU profile (current_vgpu_type 0), {} expected",
+                                  id, resource.name));
+    if (*f.currentVgpuType != expected)
+        return failed(fmt::format("VF {} now carries vGPU type {}, not type {} of {}", id, *f.currentVgpuType,
+                                  expected, resource.name));
+    if (f.iommuGroup < 0)
+        return failed(fmt::format("VF {} has no usable IOMMU group: {}", id, f.iommuGroupProblem));
+    return AllocatableDevice{id, f.iommuGroup, f.vfioDevice};
+}
+
 } // namespace
 
 Result<AllocatableDevice, AllocationError> readAllocatableDevice(const SysfsTree &sysfs, const Resource &resource, const std::string &id)
 {
-    return resource.kind == DeviceKind::Vgpu ? readVgpu(sysfs, resource, id) : readPassthrough(sysfs, id);
+    switch (resource.kind) {
+    case DeviceKind::Vgpu: return readVgpu(sysfs, resource, id);
+    case DeviceKind::SriovVgpu: return readSriovVf(sysfs, resource, id);
+    case DeviceKind::Passthrough: break;
+    }
+    return readPassthrough(sysfs, id);
+}
+
+std::vector<std::string> addEgmNodes(ContainerAllocation &allocation, const std::vector<EgmRegion> &regions,
+                                     const std::vector<std::string> &ids)
+{
+    std::vector<std::string> missing;
+    std::set<std::string> held;
+    for (const std::string &id : ids)
+        held.insert(toLowerAscii(id));
+    for (const EgmRegion &region : regions) {
+        bool all = !region.gpus.empty() && std::all_of(region.gpus.begin(), region.gpus.end(),
+                                                       [&](const std::string &gpu) { return held.contains(gpu); });
+        if (all && !region.hasNode)
+            missing.push_back(region.name);
+    }
+    for (const std::string &name : egmRegionsHeldBy(regions, ids)) {
+        DeviceNode node{"/dev/" + name, "/dev/" + name, "mrw"};
+        if (std::find(allocation.devices.begin(), allocation.devices.end(), node) == allocation.devices.end())
+            allocation.devices.push_back(std::move(node));
+    }
+    return missing;
 }
 
 ContainerAllocation buildContainerAllocation(const Resource &resource,
@@ -136,7 +196,14 @@ Result<ContainerAllocation, AllocationError> allocateContainer(const Resource &r
                                       dev.path(fmt::format("vfio/{}", device->iommuGroup)), id));
         devices.push_back(std::move(device).value());
     }
-    return buildContainerAllocation(resource, devices, dev.root(), dev.hasIommufd());
+    ContainerAllocation allocation = buildContainerAllocation(resource, devices, dev.root(), dev.hasIommufd());
+    // Grace EGM: re-read now, since a region can gain a GPU without an event.
+    if (resource.kind != DeviceKind::Vgpu) {
+        for (const std::string &region : addEgmNodes(allocation, readEgmRegions(sysfs, dev), ids))
+            log::warn("EGM region held by the request has no device node; allocating without it",
+                      {{"region", region}, {"missing", dev.path(region)}, {"resource", resource.name}});
+    }
+    return allocation;
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "base/result.h"
+#include "device/egm.h"
 #include "device/resource.h"
 #include "device/node_reader.h"
 #include "device/sysfs.h"
@@ -60,6 +61,12 @@ Result<AllocatableDevice, AllocationError> readAllocatableDevice(const SysfsTree
 ContainerAllocation buildContainerAllocation(const Resource &resource,
                                              const std::vector<AllocatableDevice> &devices,
                                              const std::string &devRoot, bool iommufd);
+
+// Grace EGM: appends /dev/egmN for every region whose GPUs are all among
+// `ids` (and whose node exists), once each. Returns the regions the request
+// holds whole but whose node is missing (they get no node; the caller logs).
+std::vector<std::string> addEgmNodes(ContainerAllocation &allocation, const std::vector<EgmRegion> &regions,
+                                     const std::vector<std::string> &ids);
 
 // The whole per-container Allocate. InvalidArgument: an empty request, an id
 // the resource does not list, an id asked for twice (virt-launcher counts the

@@ -40,3 +40,15 @@ TEST_CASE("garbage is an error that quotes it and shows what is meant")
     CHECK(parseGoDuration("1x").error().find("unknown unit x") != std::string::npos);
     CHECK(parseGoDuration("30").error().find("missing unit") != std::string::npos);
 }
+
+TEST_CASE("an interval setting is a Go duration or plain seconds, never negative")
+{
+    CHECK(*parseIntervalSetting("1s") == 1000ms);
+    CHECK(*parseIntervalSetting("30") == 30s);
+    CHECK(*parseIntervalSetting("0") == 0ms);
+    CHECK(*parseIntervalSetting("250us") == 1ms); // rounded up: a tick never becomes 0 (off)
+    CHECK(*parseIntervalSetting(" 2m ") == 2min);
+    CHECK(parseIntervalSetting("-1s").error().find("negative") != std::string::npos);
+    CHECK(parseIntervalSetting("soon").error().find("invalid duration") == 0);
+    CHECK_FALSE(parseIntervalSetting("").ok());
+}
