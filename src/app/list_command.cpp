@@ -140,6 +140,18 @@ std::string formatEgmRegions(const std::vector<EgmRegion> &regions)
     return out;
 }
 
+// What Allocate can hand out from the device tree the plugin reads: in a pod
+// this shows whether the DaemonSet's mounts let it see the host's nodes.
+std::string formatDevNodes(const DevTree &dev)
+{
+    size_t cdevs = 0;
+    if (Result<std::vector<std::string>> entries = SysfsTree(dev.root()).listDir("vfio/devices"))
+        cdevs = entries->size();
+    return fmt::format("\nDEVICE NODES under {}: vfio/vfio {}, iommu {} ({} vfio/devices cdevs)\n", dev.root(),
+                       dev.exists("vfio/vfio") ? "present" : "missing", dev.hasIommufd() ? "present" : "missing",
+                       cdevs);
+}
+
 int runListCommand(const CommonOptions &options, bool json)
 {
     PciIdsDatabase names(options.pciIds);
@@ -154,7 +166,7 @@ int runListCommand(const CommonOptions &options, bool json)
                            std::make_unique<NvmlVgpuTypes>());
     vgpuNames.recallInto(node);
     Inventory inventory = deriveInventory(node, names);
-    std::string text = json ? formatDeviceJson(inventory) : formatDeviceTable(inventory) + formatEgmRegions(readEgmRegions(sysfs, dev));
+    std::string text = json ? formatDeviceJson(inventory) : formatDeviceTable(inventory) + formatEgmRegions(readEgmRegions(sysfs, dev)) + formatDevNodes(dev);
     std::fwrite(text.data(), 1, text.size(), stdout);
     return 0;
 }

@@ -137,14 +137,14 @@ std::vector<std::string> addEgmNodes(ContainerAllocation &allocation, const std:
 
 ContainerAllocation buildContainerAllocation(const Resource &resource,
                                              const std::vector<AllocatableDevice> &devices,
-                                             const std::string &devRoot, bool iommufd)
+                                             bool iommufd)
 {
     ContainerAllocation out;
     std::set<std::string> seen;
     auto add = [&](const std::string &relative) {
         if (!seen.insert(relative).second)
             return;
-        out.devices.push_back(DeviceNode{"/dev/" + relative, devRoot + "/" + relative, "mrw"});
+        out.devices.push_back(DeviceNode{"/dev/" + relative, "/dev/" + relative, "mrw"});
     };
 
     add("vfio/vfio");
@@ -196,7 +196,7 @@ Result<ContainerAllocation, AllocationError> allocateContainer(const Resource &r
                                       dev.path(fmt::format("vfio/{}", device->iommuGroup)), id));
         devices.push_back(std::move(device).value());
     }
-    ContainerAllocation allocation = buildContainerAllocation(resource, devices, dev.root(), dev.hasIommufd());
+    ContainerAllocation allocation = buildContainerAllocation(resource, devices, dev.hasIommufd());
     // Grace EGM: re-read now, since a region can gain a GPU without an event.
     if (resource.kind != DeviceKind::Vgpu) {
         for (const std::string &region : addEgmNodes(allocation, readEgmRegions(sysfs, dev), ids))

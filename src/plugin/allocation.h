@@ -56,11 +56,12 @@ Result<AllocatableDevice, AllocationError> readAllocatableDevice(const SysfsTree
 
 // The response for one container: the VFIO container node, each device's group
 // node, with iommufd also /dev/iommu and each /dev/vfio/devices/vfioN; the
-// KubeVirt env var listing the ids in request order. Host paths live under
-// `devRoot`; container paths under /dev. De-duplicated, in request order.
+// KubeVirt env var listing the ids in request order. Host and container paths
+// are both /dev/...: the kubelet resolves host paths on the host, whatever
+// directory (--dev-root) the plugin itself reads the nodes from.
+// De-duplicated, in request order.
 ContainerAllocation buildContainerAllocation(const Resource &resource,
-                                             const std::vector<AllocatableDevice> &devices,
-                                             const std::string &devRoot, bool iommufd);
+                                             const std::vector<AllocatableDevice> &devices, bool iommufd);
 
 // Grace EGM: appends /dev/egmN for every region whose GPUs are all among
 // `ids` (and whose node exists), once each. Returns the regions the request

@@ -11,7 +11,6 @@ from deploy_common import (Findings, check_parses, load_documents, meson_project
                            run, source_path, yaml_files)
 
 KUBELET_PLUGIN_DIR = "/var/lib/kubelet/device-plugins"
-HOST_VFIO_DIR = "/dev/vfio"
 
 f = Findings("daemonset")
 binary = plugin_binary()
@@ -205,18 +204,52 @@ if f.check(found, f"{ds_file}: --plugin-dir {plugin_dir} is on a hostPath mount"
     f.check(host.get("type") == "Directory",
             f"{ds_file}: the plugin directory is hostPath type Directory (a wrong kubelet path fails visibly)")
 
-# Allocate names host paths as <dev-root>/vfio/<group>: only /dev is right on the host.
+# The plugin reads device nodes under --dev-root, which must be the host's
+# whole /dev mounted read-only somewhere other than the container's own /dev
+# (Allocate names nodes by their host path, /dev/..., whatever --dev-root is).
 dev_root = effective("--dev-root")
-f.check(dev_root == "/dev", f"{ds_file}: --dev-root is /dev (Allocate's host paths are built from it), not {dev_root}")
-found = host_mount_for(dev_root.rstrip("/") + "/vfio")
-if f.check(found, f"{ds_file}: {dev_root}/vfio is on a hostPath mount"):
+found = host_mount_for(dev_root)
+if f.check(found, f"{ds_file}: --dev-root {dev_root} is on a hostPath mount"):
     m, host = found
-    f.check(m["mountPath"].rstrip("/") == dev_root.rstrip("/") + "/vfio" and host["path"].rstrip("/") == HOST_VFIO_DIR,
-            f"{ds_file}: the host's {HOST_VFIO_DIR} is mounted at {dev_root}/vfio")
-    f.check(host.get("type") in ("Directory", "DirectoryOrCreate"), f"{ds_file}: /dev/vfio is a hostPath directory")
-whole_dev = host_mount_for(dev_root)
-f.check(whole_dev is None or whole_dev[0]["mountPath"].rstrip("/") != dev_root.rstrip("/"),
-        f"{ds_file}: the host's whole /dev is not mounted")
+    f.check(m["mountPath"].rstrip("/") == dev_root.rstrip("/") and host["path"].rstrip("/") == "/dev",
+            f"{ds_file}: the host's /dev is mounted at --dev-root {dev_root}")
+    f.check(m.get("readOnly") is True, f"{ds_file}: the host's /dev is mounted read-only")
+    f.check(m["mountPath"].rstrip("/") != "/dev", f"{ds_file}: the host's /dev does not replace the container's /dev")
+
+# What that mount makes the plugin see: a host /dev with iommufd, a VFIO cdev
+# and an EGM node, laid out where the manifest's hostPath mounts would put it,
+# read by the binary with the manifest's own flags.
+with tempfile.TemporaryDirectory(prefix="kvgpu-deploy-") as root:
+    def in_container(path):
+        """Where `path` (inside the container) lands in the fake host under root."""
+        found = host_mount_for(path)
+        if not found:
+            return os.path.join(root, "container" + path)
+        m, host = found
+        return os.path.join(root, "host" + host["path"].rstrip("/") + path[len(m["mountPath"].rstrip("/")):])
+
+    host_dev = os.path.join(root, "host/dev")
+    for node in ("iommu", "vfio/vfio", "vfio/devices/vfio0", "vfio/devices/vfio1", "egm4"):
+        os.makedirs(os.path.dirname(os.path.join(host_dev, node)), exist_ok=True)
+        open(os.path.join(host_dev, node), "w").close()
+    sys_root = os.path.join(root, "sys")
+    os.makedirs(os.path.join(sys_root, "bus/pci/devices"))
+    os.makedirs(os.path.join(sys_root, "class/egm/egm4"))
+    with open(os.path.join(sys_root, "class/egm/egm4/gpu_devices"), "w") as gpus:
+        gpus.write("0009:01:00.0\n")
+    mapped = [a for a in args if not a.startswith(("--dev-root", "--state-dir", "--plugin-dir"))]
+    seen = run([binary] + mapped + ["list", "--sysfs-root", sys_root, "--dev-root", in_container(dev_root)], timeout=60)
+    f.check(seen.returncode == 0, f"list with the manifest's flags runs: {seen.stderr.strip()}")
+    f.check("iommu present (2 vfio/devices cdevs)" in seen.stdout,
+            f"{ds_file}: through the manifest's mounts the plugin finds /dev/iommu and /dev/vfio/devices/*: "
+            f"{seen.stdout.strip()[-300:]}")
+    f.check(re.search(r"egm4 +0009:01:00\.0 +/dev/egm4", seen.stdout) is not None,
+            f"{ds_file}: through the manifest's mounts the plugin finds /dev/egm4")
+
+state_dir = effective("--state-dir")
+if state_dir:
+    found = host_mount_for(state_dir)
+    f.check(found and not found[0].get("readOnly"), f"{ds_file}: --state-dir {state_dir} is a writable hostPath mount")
 
 # The runtime mounts the host kernel's sysfs read-only at /sys in every
 # container; another root needs a mount, and a host /sys mount must be read-only.

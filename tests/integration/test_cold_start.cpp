@@ -164,7 +164,7 @@ TEST_CASE("cold start: the kubelet receives exactly the node's resources, device
         CHECK(c.envs().at("PCI_RESOURCE_NVIDIA_COM_GA100_A100_PCIE_40GB") == "0000:3c:00.0,0000:3b:00.0");
         REQUIRE(c.devices_size() == 3);
         CHECK(c.devices(0).container_path() == "/dev/vfio/vfio");
-        CHECK(c.devices(0).host_path() == node.dev.root() + "/vfio/vfio");
+        CHECK(c.devices(0).host_path() == "/dev/vfio/vfio"); // the host's path, not --dev-root's
         CHECK(c.devices(1).container_path() == "/dev/vfio/31");
         CHECK(c.devices(2).container_path() == "/dev/vfio/30");
         CHECK(c.devices(2).permissions() == "mrw");
