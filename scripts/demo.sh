@@ -39,7 +39,7 @@ wait_for() { # wait_for FILE PATTERN [SECONDS]
 mkfifo "$work/node.in" "$work/kubelet.in"
 exec 3<>"$work/node.in" 4<>"$work/kubelet.in"
 
-echo "== simulated node: tests/support/node/demo-node.conf (2x T4, A100, L4 with vGPUs)"
+echo "== simulated node: tests/support/node/demo-node.conf (2x T4, A100, L4 with vGPUs, H200 with SR-IOV vGPU VFs)"
 LD_PRELOAD=libumockdev-preload.so.0 build/demo/tests/support/node/sim-node \
   --description tests/support/node/demo-node.conf --ready-file "$work/node.env" \
   <"$work/node.in" >"$work/node.log" 2>&1 &
@@ -79,6 +79,16 @@ echo "$uuid" >"$create"
 wait_for "$work/kubelet.log" "$uuid"
 sleep 0.1
 tail -n +$((seen + 1)) "$work/kubelet.log"
+seen=$(wc -l <"$work/kubelet.log")
+
+profile="$SYSFS_ROOT/bus/pci/devices/0000:41:00.4/nvidia/current_vgpu_type"
+echo
+echo "== give an SR-IOV VF a vGPU profile, as on a real node (no uevent: the profile watch reads it):"
+echo "$(date +%H:%M:%S.%3N) \$ echo 1414 > $profile"
+echo 1414 >"$profile"
+wait_for "$work/kubelet.log" "0000:41:00.4"
+sleep 0.1
+tail -n +$((seen + 1)) "$work/kubelet.log"
 
 cat <<EOF_HELP
 
@@ -89,6 +99,8 @@ cat <<EOF_HELP
   echo "delete-vfio-node 40"          > $work/node.in    # the A100 turns Unhealthy
   echo "create-vfio-node 40"          > $work/node.in    # ... and Healthy again
   echo "add-gpu 0000:cb:00.0 id=10de:20f1 group=41 numa=1" > $work/node.in
+  echo 0 > $profile    # the VF's profile cleared: withdrawn
+  echo "set-numvfs 0000:41:00.0 0"    > $work/node.in    # the H200's VFs removed
   echo restart                        > $work/kubelet.in # the kubelet restarts; everything re-registers
   $plugin list ${flags[*]}
 Logs: $work/{plugin,kubelet,node}.log

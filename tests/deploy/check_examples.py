@@ -108,7 +108,20 @@ with tempfile.TemporaryDirectory(prefix="kvgpu-deploy-") as root:
     expected = {}  # device id on the fake node -> (selector description, resourceName in the CR)
     for n, entry in enumerate(pci):
         vendor, _, device = str(entry.get("pciVendorSelector", "")).lower().partition(":")
-        address, _ = add_pci_function(root, 0x10 + n, vendor, device, "vfio-pci", 100 + n)
+        name = str(entry.get("resourceName", ""))
+        # SR-IOV vGPU profiles ("NVIDIA H200X-1-18C") name VFs that stay on
+        # nvidia; every other entry is a passthrough GPU on vfio-pci.
+        sriov = name.startswith("nvidia.com/NVIDIA_")
+        address, devpath = add_pci_function(root, 0x10 + n, vendor, device, "nvidia" if sriov else "vfio-pci", 100 + n)
+        if sriov:
+            pf = f"0000:{0x80 + n:02x}:00.0"
+            add_pci_function(root, 0x80 + n, vendor, device, "nvidia", 150 + n)
+            write(os.path.join(root, "sys/devices", f"pci0000:{0x80 + n:02x}", pf, "sriov_totalvfs"), "16\n")
+            link(os.path.join(root, "sys", devpath, "physfn"), f"../../pci0000:{0x80 + n:02x}/{pf}")
+            profile = name[len("nvidia.com/"):].replace("_", " ")
+            write(os.path.join(root, "sys", devpath, "nvidia/current_vgpu_type"), f"{1400 + n}\n")
+            write(os.path.join(root, "sys", devpath, "nvidia/creatable_vgpu_types"),
+                  f"ID    : vGPU Name\n{1400 + n:<5} : {profile}\n")
         expected[address] = (f"pciVendorSelector {entry.get('pciVendorSelector')}", entry.get("resourceName"))
     if mdevs:
         _, parent = add_pci_function(root, 0xf0, "10de", "1eb8", "nvidia", 200)
