@@ -29,10 +29,11 @@ Resource profileResource()
 
 std::string refusal(TempTree &sys)
 {
-    AllocatableOrError got = readAllocatableDevice(SysfsTree(sys.root()), profileResource(), "0000:41:00.4");
-    CHECK_FALSE(got.device);
-    CHECK(got.error.code == AllocationError::Code::FailedPrecondition);
-    return got.error.message;
+    Result<AllocatableDevice, AllocationError> got =
+        readAllocatableDevice(SysfsTree(sys.root()), profileResource(), "0000:41:00.4");
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.failure().code == AllocationError::Code::FailedPrecondition);
+    return got.failure().message;
 }
 
 } // namespace
@@ -41,9 +42,10 @@ TEST_CASE("a VF still carrying its profile on nvidia is allocatable")
 {
     TempTree sys;
     addVf(sys, "0000:41:00.4", "1414");
-    AllocatableOrError got = readAllocatableDevice(SysfsTree(sys.root()), profileResource(), "0000:41:00.4");
-    REQUIRE(got.device);
-    CHECK(got.device->iommuGroup == 71);
+    Result<AllocatableDevice, AllocationError> got =
+        readAllocatableDevice(SysfsTree(sys.root()), profileResource(), "0000:41:00.4");
+    REQUIRE(got.ok());
+    CHECK(got->iommuGroup == 71);
 }
 
 TEST_CASE("a VF whose profile changed, was cleared, or that left nvidia is refused with the reason")
