@@ -248,6 +248,11 @@ egm egm5 gpus=0019:01:00.0 layout=links node=no
     CHECK(f.logHas("EGM region held by the request has no device node"));
     CHECK(nodesOf({"0019:01:00.0", "0009:01:00.0", "0009:02:00.0"}) == std::set<std::string>{"/dev/egm4"});
 
+    // A region can gain a GPU without any event: Allocate re-reads it, and the
+    // two GPUs are no longer the whole region.
+    f.node->addEgmGpu("egm4", "0009:03:00.0");
+    CHECK(nodesOf({"0009:01:00.0", "0009:02:00.0"}).empty());
+
     // A region that appears later is logged; list shows every region.
     f.node->addEgmRegion({.name = "egm6", .gpus = {"0029:01:00.0"}});
     CHECK(f.logHas("region=egm6"));
