@@ -912,6 +912,7 @@ std::vector<std::string> SimNode::setNumVfsLocked(const std::string &pfAddress, 
 std::vector<std::string> SimNode::setNumVfs(const std::string &pfAddress, int count) {
     Transaction transaction(*this);
     std::vector<std::string> vfs;
+    const std::size_t before = pci_.count(pfAddress) ? pci_.at(pfAddress).vfs.size() : 0;
     try {
         vfs = setNumVfsLocked(pfAddress, count);
     } catch (...) {
@@ -921,7 +922,8 @@ std::vector<std::string> SimNode::setNumVfs(const std::string &pfAddress, int co
                 writeFile(sysDir_ + pf->second.devpath + "/sriov_numvfs", fmt::format("{}\n", pf->second.vfs.size()));
         throw;
     }
-    transaction.report(fmt::format("sriov numvfs pf={} count={}", pfAddress, count));
+    if (before != static_cast<std::size_t>(count))
+        transaction.report(fmt::format("sriov numvfs pf={} count={}", pfAddress, count));
     return vfs;
 }
 
@@ -978,7 +980,9 @@ void SimNode::setVgpuProfile(const std::string &vfAddress, std::uint32_t id) {
                 writeFile(sysDir_ + vf->second.devpath + "/nvidia/current_vgpu_type", fmt::format("{}\n", before));
         throw;
     }
-    transaction.report(fmt::format("vgpu profile set vf={} type={}", vfAddress, id));
+    // Only a change is an action: the node's own writes reach the emulation too.
+    if (before != id)
+        transaction.report(fmt::format("vgpu profile set vf={} type={}", vfAddress, id));
 }
 
 std::vector<std::string> SimNode::virtualFunctions(const std::string &pfAddress) const {

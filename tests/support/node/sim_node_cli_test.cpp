@@ -282,6 +282,43 @@ TEST_CASE("sim-node announces its roots, takes commands and reports every action
     CHECK_FALSE(files::exists(dev));
 }
 
+TEST_CASE("sim-node emulates SR-IOV vGPU and EGM: profile writes, VF counts, regions") {
+    TempDir temp;
+    SimNodeProcess simNode({"--description", demoDescription(), "--ready-file", temp / "ready"});
+    const auto ready = waitForReadyFile(temp / "ready", simNode);
+    for (int i = 0; i < 3; ++i)
+        simNode.readLine(); // UMOCKDEV_DIR, SYSFS_ROOT, DEV_ROOT
+    const std::string sys = ready.at("SYSFS_ROOT");
+    const std::string dev = ready.at("DEV_ROOT");
+    const std::string vf = sys + "/bus/pci/devices/0000:41:00.4/nvidia";
+
+    // As `echo 1414 > current_vgpu_type`: the profile is set and the card's catalogs follow.
+    files::write(vf + "/current_vgpu_type", "1414\n");
+    CHECK(simNode.readLine() == "vgpu profile set vf=0000:41:00.4 type=1414");
+    CHECK(files::text(vf + "/creatable_vgpu_types") == "ID    : vGPU Name\n");
+    simNode.send("set-vgpu-profile 0000:41:00.4 0");
+    CHECK(simNode.readLine() == "vgpu profile set vf=0000:41:00.4 type=0");
+    simNode.send("set-vgpu-profile 0000:41:00.5 1428");
+    CHECK(simNode.readLine() == "error: 0000:41:00.5 already carries vGPU type 1414; write 0 first (EPERM)");
+
+    simNode.send("set-numvfs 0000:41:00.0 0");
+    CHECK(simNode.readLine() == "sriov numvfs pf=0000:41:00.0 count=0");
+    CHECK_FALSE(files::exists(sys + "/bus/pci/devices/0000:41:00.4"));
+    files::write(sys + "/bus/pci/devices/0000:41:00.0/sriov_numvfs", "2\n");
+    CHECK(simNode.readLine() == "sriov numvfs pf=0000:41:00.0 count=2");
+    CHECK(files::text(sys + "/bus/pci/devices/0000:41:00.5/nvidia/current_vgpu_type") == "0\n");
+
+    simNode.send("add-egm egm4 gpus=0000:ca:00.0");
+    CHECK(simNode.readLine() == "egm region added name=egm4 gpus=1");
+    CHECK(files::exists(dev + "/egm4"));
+    simNode.send("add-egm-gpu egm4 0000:cb:00.0");
+    CHECK(simNode.readLine() == "egm gpu added region=egm4 gpu=0000:cb:00.0");
+    CHECK(files::text(sys + "/class/egm/egm4/gpu_devices") == "0000:ca:00.0\n0000:cb:00.0\n");
+
+    simNode.send("quit");
+    CHECK(simNode.waitForExit() == 0);
+}
+
 TEST_CASE("sim-node keeps running after stdin closes, until SIGTERM") {
     TempDir temp;
     SimNodeProcess simNode({"--description", demoDescription(), "--ready-file", temp / "ready"});
