@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -260,4 +261,22 @@ egm egm5 gpus=0019:01:00.0 layout=links node=no
     CHECK(contains(out, "egm4        0009:01:00.0 0009:02:00.0"));
     CHECK(contains(out, "/dev/egm4"));
     CHECK(contains(out, "egm5        0019:01:00.0"));
+}
+
+TEST_CASE("VFIO_VGPU_RESCAN_INTERVAL from a Go plugin's DaemonSet sets the profile watch; garbage stops the plugin")
+{
+    SriovNode f;
+    setenv("VFIO_VGPU_RESCAN_INTERVAL", "250ms", 1);
+    f.startPlugin();
+    unsetenv("VFIO_VGPU_RESCAN_INTERVAL");
+    CHECK_MESSAGE(f.logHas("watching SR-IOV vGPU profiles (their writes send no uevent)\" vfs=4 interval_ms=250"),
+                  f.log());
+    f.plugin->signal(SIGTERM);
+    REQUIRE(f.plugin->waitExit(10s) == 0);
+
+    setenv("VFIO_VGPU_RESCAN_INTERVAL", "every minute", 1);
+    f.startPlugin();
+    unsetenv("VFIO_VGPU_RESCAN_INTERVAL");
+    CHECK(f.plugin->waitExit(10s) == 2);
+    CHECK(contains(f.log(), "VFIO_VGPU_RESCAN_INTERVAL is not a valid interval"));
 }
