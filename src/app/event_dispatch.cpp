@@ -38,9 +38,11 @@ void logChange(const DeviceIndex::Change &change)
 void logEgmRegion(const EgmRegion &region)
 {
     if (region.problem.empty())
-        log::info("EGM region", {{"region", region.name}, {"gpus", join(region.gpus, ",")}, {"node", "/dev/" + region.name}});
+        log::info("EGM region",
+                  {{"region", region.name}, {"gpus", join(region.gpus, ",")}, {"node", "/dev/" + region.name}});
     else
-        log::warn("EGM region", {{"region", region.name}, {"gpus", join(region.gpus, ",")}, {"problem", region.problem}});
+        log::warn("EGM region",
+                  {{"region", region.name}, {"gpus", join(region.gpus, ",")}, {"problem", region.problem}});
 }
 
 void applyUevent(DeviceRegistry &registry, const Uevent &event)

@@ -166,7 +166,9 @@ int runListCommand(const CommonOptions &options, bool json)
                            std::make_unique<NvmlVgpuTypes>());
     vgpuNames.recallInto(node);
     Inventory inventory = deriveInventory(node, names);
-    std::string text = json ? formatDeviceJson(inventory) : formatDeviceTable(inventory) + formatEgmRegions(readEgmRegions(sysfs, dev)) + formatDevNodes(dev);
+    std::string text = json ? formatDeviceJson(inventory)
+                            : formatDeviceTable(inventory) + formatEgmRegions(readEgmRegions(sysfs, dev)) +
+                                  formatDevNodes(dev);
     std::fwrite(text.data(), 1, text.size(), stdout);
     return 0;
 }

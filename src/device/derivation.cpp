@@ -107,7 +107,8 @@ void deriveSriovVf(DerivedDevice &out, const PciFunction &f, const NodeObservati
     }
     VgpuNameLookup lookup = resolveVgpuTypeName(node, f, id);
     if (!lookup.name) {
-        row.reason = fmt::format("vGPU type {} on {}: name unknown (tried: {})", id, f.address, join(lookup.tried, "; "));
+        row.reason =
+            fmt::format("vGPU type {} on {}: name unknown (tried: {})", id, f.address, join(lookup.tried, "; "));
         return;
     }
     row.model = *lookup.name;

@@ -72,7 +72,8 @@ Result<AllocatableDevice, AllocationError> readVgpu(const SysfsTree &sysfs, cons
 // An SR-IOV vGPU VF must still be on nvidia and carry the profile it was
 // advertised with: QEMU cannot open a VF without one, and a VF whose profile
 // changed belongs to another resource.
-Result<AllocatableDevice, AllocationError> readSriovVf(const SysfsTree &sysfs, const Resource &resource, const std::string &id)
+Result<AllocatableDevice, AllocationError> readSriovVf(const SysfsTree &sysfs, const Resource &resource,
+                                                       const std::string &id)
 {
     PciObservation seen = observePciFunction(sysfs, id);
     switch (seen.state) {
@@ -86,7 +87,8 @@ Result<AllocatableDevice, AllocationError> readSriovVf(const SysfsTree &sysfs, c
     }
     const PciFunction &f = seen.function;
     if (f.driver != kSriovVgpuDriver)
-        return failed(fmt::format("VF {} is not bound to nvidia (driver: {})", id, f.driver.empty() ? "none" : f.driver));
+        return failed(
+            fmt::format("VF {} is not bound to nvidia (driver: {})", id, f.driver.empty() ? "none" : f.driver));
     if (!f.vgpuTypeProblem.empty())
         return failed(fmt::format("VF {}: {}", id, f.vgpuTypeProblem));
     const AdvertisedDevice *advertised = findDevice(resource, id);

@@ -54,7 +54,8 @@ TEST_CASE("a VF whose profile changed, was cleared, or that left nvidia is refus
     addVf(changed, "0000:41:00.4", "1428");
     addVf(cleared, "0000:41:00.4", "0");
     addVf(moved, "0000:41:00.4", "1414", "vfio-pci");
-    CHECK(refusal(changed) == "VF 0000:41:00.4 now carries vGPU type 1428, not type 1414 of nvidia.com/NVIDIA_H200X-1-18C");
+    CHECK(refusal(changed) ==
+          "VF 0000:41:00.4 now carries vGPU type 1428, not type 1414 of nvidia.com/NVIDIA_H200X-1-18C");
     CHECK(refusal(cleared) == "VF 0000:41:00.4 no longer carries a vGPU profile (current_vgpu_type 0), "
                               "nvidia.com/NVIDIA_H200X-1-18C expected");
     CHECK(refusal(moved) == "VF 0000:41:00.4 is not bound to nvidia (driver: vfio-pci)");
@@ -68,7 +69,8 @@ TEST_CASE("EGM nodes are added for every region held whole, once, and missing no
     };
     ContainerAllocation allocation;
     allocation.devices.push_back(DeviceNode{"/dev/vfio/vfio", "/dev/vfio/vfio", "mrw"});
-    std::vector<std::string> missing = addEgmNodes(allocation, regions, {"0009:02:00.0", "0009:01:00.0", "0019:01:00.0"});
+    std::vector<std::string> missing =
+        addEgmNodes(allocation, regions, {"0009:02:00.0", "0009:01:00.0", "0019:01:00.0"});
     CHECK(missing == std::vector<std::string>{"egm5"});
     REQUIRE(allocation.devices.size() == 2);
     CHECK(allocation.devices[1] == DeviceNode{"/dev/egm4", "/dev/egm4", "mrw"});

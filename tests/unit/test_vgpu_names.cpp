@@ -88,7 +88,8 @@ TEST_CASE("VFs without a profile, off nvidia, or with a malformed profile are no
     c.vf("0000:41:00.4", "0000:41:00.0", 0, {k18C});
     c.vf("0000:41:00.5", "0000:41:00.0", std::nullopt);
     c.vf("0000:41:00.6", "0000:41:00.0", 1414, {k18C}).driver = "vfio-pci";
-    c.vf("0000:41:00.7", "0000:41:00.0", std::nullopt).vgpuTypeProblem = "x/current_vgpu_type: malformed vGPU type id q";
+    c.vf("0000:41:00.7", "0000:41:00.0", std::nullopt).vgpuTypeProblem =
+        "x/current_vgpu_type: malformed vGPU type id q";
     CHECK(c.derive("0000:41:00.4").row.reason == "SR-IOV VF without a vGPU profile (current_vgpu_type 0)");
     CHECK(c.derive("0000:41:00.5").row.reason == "SR-IOV VF without nvidia/current_vgpu_type");
     CHECK(c.derive("0000:41:00.6").row.reason == "SR-IOV VF of 0000:41:00.0 bound to vfio-pci, not nvidia");
@@ -131,7 +132,8 @@ TEST_CASE("a fully used card is named from a card of the same model, never from 
     c.vf("0000:81:00.4", "0000:81:00.0", 0, {{1414, "NVIDIA L40S-48Q"}});
     VgpuNameLookup lookup = resolveVgpuTypeName(c.node, c.node.functions.at("0000:41:00.4"), 1414);
     CHECK_FALSE(lookup.name);
-    CHECK(lookup.tried == std::vector<std::string>{"catalog of card 0000:41:00.0", "catalogs of other 10de:2335 cards"});
+    CHECK(lookup.tried ==
+          std::vector<std::string>{"catalog of card 0000:41:00.0", "catalogs of other 10de:2335 cards"});
 
     c.card("0000:c1:00.0");
     c.vf("0000:c1:00.5", "0000:c1:00.0", 0, {k18C});

@@ -75,7 +75,8 @@ std::vector<DescriptionLine> parseNodeDescription(std::string_view text);
 std::optional<DescriptionItem> parseDescriptionLine(std::string_view line);
 
 // Performs the item on the node (addBridge, addPciFunction, addVgpuType,
-// createVgpu, addSriovProfile, setNumVfs, setVgpuProfile, addEgmRegion). IommufdSetting must be given to the SimNode constructor instead;
+// createVgpu, addSriovProfile, setNumVfs, setVgpuProfile, addEgmRegion).
+// IommufdSetting must be given to the SimNode constructor instead;
 // applying one throws DescriptionError.
 void applyDescriptionItem(SimNode &node, const DescriptionItem &item);
 

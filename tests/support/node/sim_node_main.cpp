@@ -128,7 +128,9 @@ bool runCommand(SimNode &node, const std::string &line) {
             throw std::runtime_error(fmt::format("usage: {}", usage));
     };
     auto applyItem = [&](const std::string &keyword) {
-        auto item = kvgpu::test::parseDescriptionLine(keyword.find(' ') == std::string::npos ? keyword + rest : keyword);
+        // A keyword alone takes the rest of the command line; a whole line is used as it is.
+        const std::string text = keyword.find(' ') == std::string::npos ? keyword + rest : keyword;
+        auto item = kvgpu::test::parseDescriptionLine(text);
         if (!item)
             throw std::runtime_error(fmt::format("usage: {} <address> key=value...", command));
         kvgpu::test::applyDescriptionItem(node, *item);
