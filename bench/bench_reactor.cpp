@@ -52,7 +52,7 @@ const std::vector<std::string> kResources = {"nvidia.com/TU104GL_TESLA_T4", kA10
                                              kL4x1Q, "nvidia.com/NVIDIA_L4-2Q"};
 // The demo's node (scripts/demo.sh), and its resources.
 const std::vector<std::string> kDemoResources = {"nvidia.com/TU104GL_TESLA_T4", kA100, kL4x1Q,
-                                                 "nvidia.com/NVIDIA_L4-2Q"};
+                                                 "nvidia.com/NVIDIA_L4-2Q", "nvidia.com/NVIDIA_H200X-1-18C"};
 
 // 16 passthrough GPUs (4 T4, 4 L40S, 8 A100 over two NUMA nodes) and `parents`
 // L4s carrying vGPU types: five resources.
