@@ -2,113 +2,102 @@
 
 #include "base/log.h"
 #include "base/regular_file.h"
-
-#include <csetjmp>
-#include <cstdlib>
-#include <cstdarg>
-#include <cstdio>
-
-extern "C" {
-#include <pci/pci.h>
-}
+#include "base/strings.h"
 
 namespace kvgpu {
 
 namespace {
-// libpci's error handler must not return (its default calls exit()). A malformed
-// database must only cost us the names, so the handler logs and jumps back to
-// the lookup, which then gives up on the database. Only C frames lie between.
-thread_local std::jmp_buf *t_lookupJump = nullptr;
 
-std::string formatMessage(const char *format, va_list args)
+// pci.ids is about 1.3 MB today; anything far larger is not a pci.ids.
+constexpr std::size_t kMaxDatabaseBytes = 64u << 20;
+
+bool isHexDigit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// "1eb8  TU104GL [Tesla T4]" -> {0x1eb8, "TU104GL [Tesla T4]"}: four hex digits,
+// at least one blank, a non-empty name.
+std::optional<std::pair<std::uint16_t, std::string_view>> idAndName(std::string_view line)
 {
-    char buffer[512];
-    std::vsnprintf(buffer, sizeof(buffer), format, args);
-    return buffer;
+    if (line.size() < 6 || !isHexDigit(line[0]) || !isHexDigit(line[1]) || !isHexDigit(line[2]) ||
+        !isHexDigit(line[3]) || (line[4] != ' ' && line[4] != '\t'))
+        return std::nullopt;
+    std::optional<std::uint64_t> id = parseHex(line.substr(0, 4));
+    std::string_view name = trim(line.substr(4));
+    if (!id || name.empty())
+        return std::nullopt;
+    return std::make_pair(static_cast<std::uint16_t>(*id), name);
 }
 
-// GNU noreturn rather than [[noreturn]]: it is part of the function's type, which
-// is what pci_access::error is declared with (clang refuses the assignment otherwise).
-__attribute__((noreturn)) void onLibpciError(char *format, ...)
-{
-    {
-        // Scoped so that no C++ object is alive when longjmp leaves this frame.
-        va_list args;
-        va_start(args, format);
-        std::string message = formatMessage(format, args);
-        va_end(args);
-        log::warn("cannot use the pci.ids database; passthrough resources are named by device id",
-                  {{"detail", message}});
-    }
-    if (t_lookupJump)
-        std::longjmp(*t_lookupJump, 1);
-    std::abort();
-}
-
-void onLibpciWarning(char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    std::string message = formatMessage(format, args);
-    va_end(args);
-    log::warn("pci.ids warning", {{"detail", message}});
-}
-
-void ignoreLibpciDebug(char *, ...) {}
 } // namespace
 
-PciIdsDatabase::PciIdsDatabase(std::string path) : path_(std::move(path))
+PciIdsNames parsePciIds(std::string_view text, const std::set<std::uint16_t> &vendors)
 {
-    // libpci opens the file with a plain fopen(), which waits for ever on a
-    // FIFO: it only gets a path that was a readable regular file a moment ago.
-    if (Result<UniqueFd> file = openRegularFile(path_, LastLink::Follow); !file) {
-        unusable_ = file.error();
-        log::warn("pci.ids database not usable; passthrough resources are named by device id",
-                  {{"path", path_}, {"reason", file.error()}});
-        return;
+    PciIdsNames out;
+    // The vendor whose device lines follow; nullopt outside a vendor block or
+    // inside one we do not want.
+    std::optional<std::uint16_t> vendor;
+    bool inVendorBlock = false;
+    while (!text.empty()) {
+        size_t end = text.find('\n');
+        std::string_view line = text.substr(0, end);
+        text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        if (trim(line).empty() || line.front() == '#')
+            continue;
+        if (line.front() != '\t') {
+            // A vendor line, or the start of the class section ("C 03  Display
+            // controller") or another top-level list, which ends the devices.
+            vendor.reset();
+            inVendorBlock = false;
+            if (auto entry = idAndName(line)) {
+                inVendorBlock = true;
+                if (vendors.contains(entry->first))
+                    vendor = entry->first;
+            } else if (line.size() < 2 || line[1] != ' ') {
+                ++out.malformedLines;
+            }
+            continue;
+        }
+        if (line.size() > 1 && line[1] == '\t')
+            continue; // a subsystem line: "\t\t10de 12a2  T4 16GB"
+        if (!inVendorBlock)
+            continue; // a subclass line of the class section
+        auto entry = idAndName(line.substr(1));
+        if (!entry) {
+            ++out.malformedLines;
+            continue;
+        }
+        if (vendor)
+            out.names.emplace((static_cast<std::uint32_t>(*vendor) << 16) | entry->first, std::string(entry->second));
     }
-    access_ = pci_alloc();
-    access_->error = onLibpciError;
-    access_->warning = onLibpciWarning;
-    access_->debug = ignoreLibpciDebug;
-    pci_set_name_list_path(access_, path_.data(), 0);
+    return out;
 }
 
-PciIdsDatabase::~PciIdsDatabase()
+PciIdsDatabase::PciIdsDatabase(const std::string &path, const std::set<std::uint16_t> &vendors)
 {
-    if (access_)
-        pci_cleanup(access_);
+    Result<std::string> text = readRegularFile(path, kMaxDatabaseBytes, LastLink::Follow);
+    if (!text) {
+        unusable_ = text.error();
+        log::warn("pci.ids database not usable; passthrough resources are named by device id",
+                  {{"path", path}, {"reason", text.error()}});
+        return;
+    }
+    PciIdsNames parsed = parsePciIds(*text, vendors);
+    names_ = std::move(parsed.names);
+    if (parsed.malformedLines)
+        log::warn("pci.ids has lines that are not pci.ids entries; they were skipped",
+                  {{"path", path}, {"lines", std::to_string(parsed.malformedLines)}});
+    if (names_.empty())
+        log::warn("pci.ids names no device of the vendors looked up; passthrough resources are named by device id",
+                  {{"path", path}});
 }
 
 std::optional<std::string> PciIdsDatabase::deviceName(std::uint16_t vendor, std::uint16_t device)
 {
-    if (!access_)
+    auto it = names_.find((static_cast<std::uint32_t>(vendor) << 16) | device);
+    if (it == names_.end())
         return std::nullopt;
-    std::uint32_t key = (static_cast<std::uint32_t>(vendor) << 16) | device;
-    if (auto it = cache_.find(key); it != cache_.end())
-        return it->second;
-
-    char buffer[512];
-    std::jmp_buf jump;
-    if (setjmp(jump) != 0) {
-        t_lookupJump = nullptr;
-        unusable_ = "malformed database";
-        pci_cleanup(access_);
-        access_ = nullptr;
-        return std::nullopt;
-    }
-    t_lookupJump = &jump;
-    // NO_NUMBERS makes an unknown id come back as NULL instead of "Device 2235";
-    // NO_HWDB keeps the lookup on the file the user named.
-    const char *name = pci_lookup_name(access_, buffer, sizeof(buffer),
-                                       PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS | PCI_LOOKUP_NO_HWDB,
-                                       static_cast<int>(vendor), static_cast<int>(device));
-    t_lookupJump = nullptr;
-    std::optional<std::string> result;
-    if (name && *name)
-        result = std::string(name);
-    cache_.emplace(key, result);
-    return result;
+    return it->second;
 }
 
 } // namespace kvgpu
