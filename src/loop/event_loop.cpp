@@ -2,6 +2,8 @@
 
 #include "base/log.h"
 
+#include <string>
+
 namespace kvgpu {
 
 namespace {
@@ -11,6 +13,20 @@ void closeAndFree(Handle *handle)
     handle->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t *>(handle),
              [](uv_handle_t *h) { delete reinterpret_cast<Handle *>(h); });
+}
+
+// Runs a uv_*_init; on failure frees the handle (libuv never saw it, so it must
+// not be closed), logs what cannot be watched and returns the error.
+template <typename Handle, typename Init>
+int initHandle(Handle *&handle, const char *what, Init init)
+{
+    int rc = init(handle);
+    if (rc != 0) {
+        delete handle;
+        handle = nullptr;
+        log::error("cannot create an event loop handle", {{"handle", what}, {"error", uv_strerror(rc)}});
+    }
+    return rc;
 }
 } // namespace
 
@@ -25,9 +41,16 @@ void Inbox::post(std::function<void()> task)
 
 EventLoop::EventLoop()
 {
-    uv_loop_init(&loop_);
+    initError_ = uv_loop_init(&loop_);
+    if (initError_ != 0) {
+        log::error("cannot create the event loop", {{"error", uv_strerror(initError_)}});
+        return;
+    }
+    loopReady_ = true;
     auto *async = new uv_async_t;
-    uv_async_init(&loop_, async, &EventLoop::onAsync);
+    initError_ = initHandle(async, "inbox", [this](uv_async_t *h) { return uv_async_init(&loop_, h, &EventLoop::onAsync); });
+    if (initError_ != 0)
+        return;
     async->data = this;
     inbox_->async_ = async;
 }
@@ -38,16 +61,37 @@ EventLoop::~EventLoop()
         close();
 }
 
-void EventLoop::run() { uv_run(&loop_, UV_RUN_DEFAULT); }
+void EventLoop::run()
+{
+    if (initError_ == 0)
+        uv_run(&loop_, UV_RUN_DEFAULT);
+}
 
-void EventLoop::stop() { uv_stop(&loop_); }
+void EventLoop::stop()
+{
+    if (initError_ == 0)
+        uv_stop(&loop_);
+}
+
+void EventLoop::callbackFailed(const char *source, std::exception_ptr error) noexcept
+{
+    std::string what = "unknown exception";
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception &e) {
+        what = e.what();
+    } catch (...) {
+    }
+    log::error("a callback failed; stopping so that the daemon exits and is restarted",
+               {{"source", source}, {"error", what}});
+    failed_ = true;
+    stop();
+}
 
 void EventLoop::onAsync(uv_async_t *handle)
 {
-    if (auto *self = static_cast<EventLoop *>(handle->data)) {
-        self->countWakeup();
-        self->drainInbox();
-    }
+    if (auto *self = static_cast<EventLoop *>(handle->data))
+        self->enter("inbox", [self] { self->drainInbox(); });
 }
 
 void EventLoop::drainInbox()
@@ -63,6 +107,8 @@ void EventLoop::drainInbox()
 
 int EventLoop::close()
 {
+    if (closed_)
+        return initError_ != 0 ? initError_ : (failed_ ? UV_ECANCELED : 0);
     closed_ = true;
     uv_async_t *async = nullptr;
     std::vector<std::function<void()>> dropped;
@@ -72,76 +118,136 @@ int EventLoop::close()
         inbox_->async_ = nullptr;
         dropped.swap(inbox_->tasks_);
     }
+    if (!loopReady_)
+        return initError_;
     if (async)
         closeAndFree(async);
     uv_run(&loop_, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&loop_);
     if (rc != 0)
         log::error("event loop closed with open handles", {{"error", uv_strerror(rc)}});
+    if (rc == 0 && initError_ != 0)
+        rc = initError_;
+    if (rc == 0 && failed_)
+        rc = UV_ECANCELED;
     return rc;
 }
 
 Timer::Timer(EventLoop &loop) : handle_(new uv_timer_t), loop_(loop)
 {
-    uv_timer_init(loop.raw(), handle_);
+    initError_ = loop.initError() != 0
+                     ? loop.initError()
+                     : initHandle(handle_, "timer", [&loop](uv_timer_t *h) { return uv_timer_init(loop.raw(), h); });
+    if (initError_ != 0) {
+        delete handle_;
+        handle_ = nullptr;
+        return;
+    }
     handle_->data = this;
 }
 
-Timer::~Timer() { closeAndFree(handle_); }
-
-void Timer::start(uint64_t timeoutMs, uint64_t repeatMs, std::function<void()> callback)
+Timer::~Timer()
 {
-    callback_ = std::move(callback);
-    uv_timer_start(
+    if (handle_)
+        closeAndFree(handle_);
+}
+
+int Timer::start(uint64_t timeoutMs, uint64_t repeatMs, std::function<void()> callback)
+{
+    if (!handle_)
+        return initError_;
+    // A new object rather than an assignment: the callback that may be running
+    // right now (a retry that re-arms its own timer) holds the old one.
+    callback_ = std::make_shared<std::function<void()>>(std::move(callback));
+    return uv_timer_start(
         handle_,
         [](uv_timer_t *h) {
-            if (auto *self = static_cast<Timer *>(h->data)) {
-                self->loop_.countWakeup();
-                self->callback_();
-            }
+            if (auto *self = static_cast<Timer *>(h->data))
+                self->loop_.enter("timer", [self] { self->fire(); });
         },
         timeoutMs, repeatMs);
 }
 
-void Timer::stop() { uv_timer_stop(handle_); }
+void Timer::fire()
+{
+    std::shared_ptr<std::function<void()>> running = callback_;
+    (*running)();
+}
 
-bool Timer::active() const { return uv_is_active(reinterpret_cast<const uv_handle_t *>(handle_)) != 0; }
+void Timer::stop()
+{
+    if (handle_)
+        uv_timer_stop(handle_);
+}
+
+bool Timer::active() const
+{
+    return handle_ && uv_is_active(reinterpret_cast<const uv_handle_t *>(handle_)) != 0;
+}
 
 FdWatcher::FdWatcher(EventLoop &loop, int fd) : handle_(new uv_poll_t), loop_(loop)
 {
-    uv_poll_init(loop.raw(), handle_, fd);
+    initError_ = loop.initError() != 0
+                     ? loop.initError()
+                     : initHandle(handle_, "poll", [&loop, fd](uv_poll_t *h) { return uv_poll_init(loop.raw(), h, fd); });
+    if (initError_ != 0) {
+        delete handle_;
+        handle_ = nullptr;
+        return;
+    }
     handle_->data = this;
 }
 
-FdWatcher::~FdWatcher() { closeAndFree(handle_); }
+FdWatcher::~FdWatcher()
+{
+    if (handle_)
+        closeAndFree(handle_);
+}
 
 int FdWatcher::start(std::function<void(int)> callback)
 {
-    callback_ = std::move(callback);
+    if (!handle_)
+        return initError_;
+    callback_ = std::make_shared<std::function<void(int)>>(std::move(callback));
     return uv_poll_start(handle_, UV_READABLE, [](uv_poll_t *h, int status, int) {
-        if (auto *self = static_cast<FdWatcher *>(h->data)) {
-            self->loop_.countWakeup();
-            self->callback_(status);
-        }
+        if (auto *self = static_cast<FdWatcher *>(h->data))
+            self->loop_.enter("poll", [self, status] { self->fire(status); });
     });
+}
+
+void FdWatcher::fire(int status)
+{
+    std::shared_ptr<std::function<void(int)>> running = callback_;
+    (*running)(status);
 }
 
 SignalWatcher::SignalWatcher(EventLoop &loop, int signum, std::function<void()> callback)
     : handle_(new uv_signal_t), loop_(loop), callback_(std::move(callback))
 {
-    uv_signal_init(loop.raw(), handle_);
+    initError_ = loop.initError() != 0
+                     ? loop.initError()
+                     : initHandle(handle_, "signal", [&loop](uv_signal_t *h) { return uv_signal_init(loop.raw(), h); });
+    if (initError_ != 0) {
+        delete handle_;
+        handle_ = nullptr;
+        return;
+    }
     handle_->data = this;
-    uv_signal_start(
+    initError_ = uv_signal_start(
         handle_,
         [](uv_signal_t *h, int) {
-            if (auto *self = static_cast<SignalWatcher *>(h->data)) {
-                self->loop_.countWakeup();
-                self->callback_();
-            }
+            if (auto *self = static_cast<SignalWatcher *>(h->data))
+                self->loop_.enter("signal", [self] { self->callback_(); });
         },
         signum);
+    if (initError_ != 0)
+        log::error("cannot watch a signal", {{"signal", std::to_string(signum)}, {"error", uv_strerror(initError_)}});
 }
 
-SignalWatcher::~SignalWatcher() { closeAndFree(handle_); }
+SignalWatcher::~SignalWatcher()
+{
+    if (handle_)
+        closeAndFree(handle_);
+}
 
 } // namespace kvgpu

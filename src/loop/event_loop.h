@@ -6,12 +6,20 @@
 // call: it queues the function and wakes the loop with uv_async_send (which
 // coalesces, so the async callback drains the whole inbox).
 //
+// Every libuv callback enters our code through one trampoline,
+// EventLoop::enter(): an exception must never unwind through libuv's C frames,
+// so it is caught there, logged, and the loop stops with failed() set; the
+// daemon then exits non-zero (close() reports it) and Kubernetes restarts it.
+//
 // Handle lifetime follows libuv's rule: a handle's memory is freed only in its
 // close callback. The wrappers allocate the uv handle separately and hand it to
 // uv_close() in their destructor, so destroying a wrapper is always safe; the
 // loop must then turn once more (EventLoop::close() does) before uv_loop_close.
+// A handle whose uv_*_init failed is never closed (libuv does not know it): the
+// wrapper logs why, frees it at once, and its operations return the error.
 #pragma once
 
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -43,11 +51,16 @@ public:
     EventLoop &operator=(const EventLoop &) = delete;
 
     uv_loop_t *raw() { return &loop_; }
+    // 0, or the libuv error that made the loop unusable (uv_loop_init or the
+    // inbox's uv_async_init failed); run() then returns at once.
+    int initError() const { return initError_; }
 
     // Runs until stop() is called or no handle is left.
     void run();
     // Makes run() return after the current callback (loop thread only).
     void stop();
+    // Whether a callback threw and stopped the loop.
+    bool failed() const { return failed_; }
 
     // Queues `task` to run on the loop thread. Thread-safe. Tasks posted after
     // close() are dropped.
@@ -56,21 +69,38 @@ public:
     std::shared_ptr<Inbox> inbox() const { return inbox_; }
 
     // Closes the inbox, runs the loop until every closed handle's callback has
-    // run, and closes the loop. Returns uv_loop_close()'s result: 0 means every
-    // handle was closed (nothing leaked).
+    // run, and closes the loop. Returns 0 when every handle was closed (nothing
+    // leaked) and no callback failed; otherwise uv_loop_close()'s error, or
+    // UV_ECANCELED when a callback threw.
     int close();
 
     // How many times the loop woke up to run callbacks (for the idle benchmark).
     unsigned long wakeups() const { return wakeups_; }
-    void countWakeup() { ++wakeups_; }
+
+    // The trampoline every libuv callback goes through (see the header
+    // comment). `source` names the handle kind in the log line.
+    template <typename Callback>
+    void enter(const char *source, Callback &&callback) noexcept
+    {
+        ++wakeups_;
+        try {
+            callback();
+        } catch (...) {
+            callbackFailed(source, std::current_exception());
+        }
+    }
 
 private:
     static void onAsync(uv_async_t *handle);
     void drainInbox();
+    void callbackFailed(const char *source, std::exception_ptr error) noexcept;
 
     uv_loop_t loop_{};
+    int initError_ = 0;
+    bool loopReady_ = false; // uv_loop_init succeeded, so the loop must be closed
     std::shared_ptr<Inbox> inbox_ = std::make_shared<Inbox>();
     bool closed_ = false;
+    bool failed_ = false;
     unsigned long wakeups_ = 0;
 };
 
@@ -82,14 +112,21 @@ public:
     Timer(const Timer &) = delete;
     Timer &operator=(const Timer &) = delete;
 
-    void start(uint64_t timeoutMs, uint64_t repeatMs, std::function<void()> callback);
+    // (Re)arms the timer. Safe from inside the timer's own callback: the
+    // callback that is running stays alive until it returns. Returns 0 or the
+    // libuv error.
+    int start(uint64_t timeoutMs, uint64_t repeatMs, std::function<void()> callback);
     void stop();
     bool active() const;
+    int initError() const { return initError_; }
 
 private:
+    void fire();
+
     uv_timer_t *handle_;
+    int initError_ = 0;
     EventLoop &loop_;
-    std::function<void()> callback_;
+    std::shared_ptr<std::function<void()>> callback_;
 };
 
 // Watches a file descriptor for readability. The fd is not owned.
@@ -100,13 +137,19 @@ public:
     FdWatcher(const FdWatcher &) = delete;
     FdWatcher &operator=(const FdWatcher &) = delete;
 
-    // `callback` runs on each readable event; it receives libuv's status (<0 on error).
+    // `callback` runs on each readable event; it receives libuv's status (<0 on
+    // error). Returns 0 or the libuv error (also when uv_poll_init failed: a
+    // regular file, say, cannot be polled).
     int start(std::function<void(int status)> callback);
+    int initError() const { return initError_; }
 
 private:
+    void fire(int status);
+
     uv_poll_t *handle_;
+    int initError_ = 0;
     EventLoop &loop_;
-    std::function<void(int)> callback_;
+    std::shared_ptr<std::function<void(int)>> callback_;
 };
 
 class SignalWatcher {
@@ -116,8 +159,12 @@ public:
     SignalWatcher(const SignalWatcher &) = delete;
     SignalWatcher &operator=(const SignalWatcher &) = delete;
 
+    // 0, or the libuv error that keeps the signal from being watched (logged).
+    int initError() const { return initError_; }
+
 private:
     uv_signal_t *handle_;
+    int initError_ = 0;
     EventLoop &loop_;
     std::function<void()> callback_;
 };

@@ -4,7 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <stdexcept>
 #include <thread>
+#include <unistd.h>
 
 using namespace kvgpu;
 
@@ -87,4 +90,77 @@ TEST_CASE("a directory watch reports created and deleted names")
     EventLoop other;
     CHECK_FALSE(DirectoryWatch::create(other, "/nonexistent-dir", [](auto, auto &) {}, error));
     CHECK(error.find("/nonexistent-dir") != std::string::npos);
+}
+
+namespace {
+// Sets a flag when destroyed, so a test can see a callback's captures die.
+struct Sentinel {
+    explicit Sentinel(bool *alive) : alive_(alive) { *alive_ = true; }
+    Sentinel(const Sentinel &other) : alive_(other.alive_) {}
+    ~Sentinel() { *alive_ = false; }
+    bool *alive_;
+};
+} // namespace
+
+TEST_CASE("a timer re-armed from its own callback keeps that callback alive until it returns")
+{
+    EventLoop loop;
+    Timer timer(loop);
+    bool firstAlive = false;
+    bool aliveAfterRearm = false;
+    int secondFired = 0;
+    {
+        auto sentinel = std::make_shared<Sentinel>(&firstAlive);
+        timer.start(1, 0, [&, sentinel] {
+            // What a retry does: it reconnects, which schedules the next retry.
+            timer.start(1, 0, [&] {
+                ++secondFired;
+                loop.stop();
+            });
+            aliveAfterRearm = firstAlive; // our own captures must still be here
+        });
+    }
+    loop.run();
+    CHECK(aliveAfterRearm);
+    CHECK(secondFired == 1);
+    CHECK_FALSE(firstAlive); // and it is released once replaced and done
+}
+
+TEST_CASE("a callback that throws is caught at the loop's edge: the loop stops, other handles still close")
+{
+    EventLoop loop;
+    Timer thrower(loop);
+    Timer bystander(loop);
+    bool bystanderRan = false;
+    thrower.start(1, 0, [] { throw std::runtime_error("device table corrupted"); });
+    bystander.start(10000, 0, [&] { bystanderRan = true; });
+    loop.run(); // returns: the failure stopped it
+    CHECK_FALSE(bystanderRan);
+    CHECK(loop.failed());
+    CHECK(loop.close() != 0); // the daemon's exit code comes from here
+}
+
+TEST_CASE("a posted task that throws stops the loop the same way")
+{
+    EventLoop loop;
+    loop.post([] { throw std::logic_error("bad state"); });
+    loop.run();
+    CHECK(loop.failed());
+    CHECK(loop.close() != 0);
+}
+
+TEST_CASE("a file that cannot be polled is refused with libuv's error, and the loop still closes clean")
+{
+    kvgpu::test::TempTree dir;
+    dir.write("regular", "not pollable");
+    int fd = ::open(dir.path("regular").c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    EventLoop loop;
+    {
+        FdWatcher watcher(loop, fd);
+        CHECK(watcher.initError() == UV_EPERM);
+        CHECK(watcher.start([](int) {}) == UV_EPERM);
+    }
+    ::close(fd);
+    CHECK(loop.close() == 0);
 }
