@@ -36,10 +36,23 @@ DaemonProcess::DaemonProcess(const std::string &binary, const std::vector<std::s
     int logFd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (logFd < 0)
         throw std::runtime_error("cannot open " + logPath + ": " + std::strerror(errno));
+    // A signal sent the moment the child exists must meet the default
+    // disposition, not the test runner's own handlers (doctest catches
+    // SIGTERM) in a child that has not exec'd yet: block every signal across
+    // fork, reset the dispositions in the child, then unblock.
+    sigset_t all, previous;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous);
     pid_ = ::fork();
-    if (pid_ < 0)
-        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid_ < 0) {
+        int error = errno;
+        ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        throw std::runtime_error(std::string("fork: ") + std::strerror(error));
+    }
     if (pid_ == 0) {
+        for (int signum = 1; signum < NSIG; ++signum)
+            ::signal(signum, SIG_DFL);
+        ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
         int devnull = ::open("/dev/null", O_RDWR);
         ::dup2(devnull, STDIN_FILENO);
         ::dup2(logFd, STDOUT_FILENO);
@@ -47,6 +60,7 @@ DaemonProcess::DaemonProcess(const std::string &binary, const std::vector<std::s
         ::execv(binary.c_str(), argv.data());
         std::_Exit(127);
     }
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     ::close(logFd);
 }
 
