@@ -9,6 +9,7 @@
 #include "device/registry.h"
 #include "monitor/directory_watch.h"
 #include "monitor/uevent_monitor.h"
+#include "plugin/kubelet_watch.h"
 #include "plugin/plugin_manager.h"
 
 #include <atomic>
@@ -95,17 +96,21 @@ public:
         devWatches_.clear();
         signals_.clear();
         plugins_.shutdown();
+        // Register calls are cancelled and servers stop on their own threads;
+        // their sockets are gone once this returns.
+        plugins_.awaitStopped(std::chrono::seconds(2));
         return loop_.close() == 0 ? 0 : 1;
     }
 
 private:
-    // Liveness: a task posted to the loop runs within a second. Readiness:
-    // every resource is registered with the kubelet (asked on the loop too).
+    // Liveness: a task posted to the loop runs within a second, and the plugin
+    // directory is still there. Readiness: every resource is registered with
+    // the kubelet (asked on the loop too).
     bool startProbes()
     {
         std::string error;
         probes_ = ProbeServer::start(fmt::format("0.0.0.0:{}", serve_.probePort),
-                                     {.live = [this] { return askLoop([] { return true; }); },
+                                     {.live = [this] { return askLoop([this] { return plugins_.live(); }); },
                                       .ready = [this] { return askLoop([this] { return plugins_.allRegistered(); }); }},
                                      error);
         if (!probes_)
@@ -167,22 +172,11 @@ private:
 
     void watchPluginDir()
     {
-        std::string error;
-        pluginDirWatch_ = DirectoryWatch::create(
-            loop_, common_.pluginDir,
-            [this](DirectoryWatch::Change change, const std::string &name) {
-                if (change == DirectoryWatch::Change::Created && name == "kubelet.sock")
-                    plugins_.kubeletSocketCreated();
-                else if (change == DirectoryWatch::Change::Deleted)
-                    plugins_.socketDeleted(name);
-                else if (change == DirectoryWatch::Change::DirectoryGone)
-                    log::error("the kubelet plugin directory was removed; registration cannot recover "
-                               "until the plugin restarts", {{"path", common_.pluginDir}});
-            },
-            error);
-        if (!pluginDirWatch_)
-            log::error("cannot watch the plugin directory: a kubelet restart will not be noticed",
-                       {{"error", error}});
+        auto watch = KubeletWatch::create(loop_, common_.pluginDir, plugins_);
+        if (!watch)
+            log::error("a kubelet restart will not be noticed", {{"error", watch.error()}});
+        else
+            pluginDirWatch_ = std::move(watch).value();
     }
 
     // /dev/vfio (group nodes), /dev/vfio/devices (iommufd cdevs) and /dev
@@ -242,7 +236,7 @@ private:
     std::atomic<bool> stopping_{false};
     std::unique_ptr<UeventMonitor> uevents_;
     std::unique_ptr<HealthPass> healthPass_;
-    std::unique_ptr<DirectoryWatch> pluginDirWatch_;
+    std::unique_ptr<KubeletWatch> pluginDirWatch_;
     std::map<std::string, std::unique_ptr<DirectoryWatch>> devWatches_;
     std::vector<std::unique_ptr<SignalWatcher>> signals_;
 };

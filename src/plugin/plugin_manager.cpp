@@ -1,35 +1,69 @@
 #include "plugin/plugin_manager.h"
 
 #include "base/log.h"
+#include "device/resource_naming.h"
+#include "plugin/kubelet_watch.h"
+#include "plugin/resource_server.h"
 
 #include <algorithm>
 #include <sys/stat.h>
 
-#include <fmt/format.h>
-
 namespace kvgpu {
 
-namespace {
-constexpr const char *kKubeletSocket = "kubelet.sock";
-constexpr uint64_t kFirstRetryMs = 100;
-constexpr uint64_t kMaxRetryMs = 30000;
-} // namespace
-
-PluginManager::PluginManager(EventLoop &loop, PluginConfig config) : loop_(loop), config_(std::move(config)) {}
-
-PluginManager::~PluginManager() { shutdown(); }
-
-std::string PluginManager::kubeletSocketPath() const
+void PluginManager::Tally::begin()
 {
-    return fmt::format("{}/{}", config_.pluginDir, kKubeletSocket);
+    std::lock_guard lock(mutex);
+    ++pending;
 }
 
-std::optional<PluginManager::KubeletId> PluginManager::currentKubelet() const
+void PluginManager::Tally::end()
+{
+    std::lock_guard lock(mutex);
+    --pending;
+    changed.notify_all();
+}
+
+PluginManager::PluginManager(EventLoop &loop, PluginConfig config)
+    : PluginManager(loop, config.pluginDir, std::make_unique<GrpcEndpointFactory>(config.sysfs, config.dev),
+                    std::make_unique<GrpcKubeletRegistrar>(config.pluginDir + "/" + kKubeletSocketName))
+{
+}
+
+PluginManager::PluginManager(EventLoop &loop, std::string pluginDir, std::unique_ptr<EndpointFactory> endpoints,
+                             std::unique_ptr<KubeletRegistrar> registrar, PluginTiming timing)
+    : loop_(loop), pluginDir_(std::move(pluginDir)), endpoints_(std::move(endpoints)),
+      registrar_(std::move(registrar)), timing_(timing)
+{
+}
+
+PluginManager::~PluginManager()
+{
+    shutdown();
+    awaitStopped(std::chrono::seconds(2));
+}
+
+template <typename Task>
+void PluginManager::postBack(Task task)
+{
+    loop_.post([self = std::weak_ptr<PluginManager *>(self_), task = std::move(task)]() mutable {
+        if (auto alive = self.lock())
+            task(**alive);
+    });
+}
+
+std::optional<KubeletInstance> PluginManager::currentKubelet() const
 {
     struct stat st;
-    if (::stat(kubeletSocketPath().c_str(), &st) != 0)
+    if (::stat(pathOf(kKubeletSocketName).c_str(), &st) != 0)
         return std::nullopt;
-    return KubeletId{st.st_dev, st.st_ino};
+    return KubeletInstance{st.st_dev, st.st_ino};
+}
+
+bool PluginManager::socketIntact(const Entry &entry) const
+{
+    struct stat st;
+    return ::stat(pathOf(entry.socketFile).c_str(), &st) == 0 && st.st_dev == entry.serverDevice &&
+           st.st_ino == entry.serverInode;
 }
 
 void PluginManager::update(std::map<std::string, Resource> changed)
@@ -41,8 +75,9 @@ void PluginManager::update(std::map<std::string, Resource> changed)
         auto it = entries_.find(name);
         if (it != entries_.end()) {
             it->second.resource = snapshot;
-            if (it->second.server)
-                it->second.server->service().publish(snapshot);
+            // A server that is stopping gets the newest list when it is served again.
+            if (it->second.server && !it->second.stopping)
+                it->second.server->publish(snapshot);
             continue;
         }
         Entry &entry = entries_[name];
@@ -51,111 +86,206 @@ void PluginManager::update(std::map<std::string, Resource> changed)
         entry.resource = snapshot;
         entry.retry = std::make_unique<Timer>(loop_);
         log::info("new resource", {{"resource", name}, {"devices", std::to_string(snapshot->devices.size())}});
-        reconnect(entry, "new resource");
+        reconcile(entry, "new resource");
     }
 }
 
-void PluginManager::kubeletSocketCreated()
+void PluginManager::kubeletChanged()
 {
-    std::optional<KubeletId> kubelet = currentKubelet();
-    if (!kubelet)
+    if (shutDown_)
         return;
-    log::info("kubelet socket appeared", {{"socket", kubeletSocketPath()}});
-    for (auto &[name, entry] : entries_) {
-        bool current = entry.registeredWith == *kubelet &&
-                       (entry.state == State::Registered || entry.state == State::Registering);
-        if (!current)
-            reconnect(entry, "kubelet started");
-    }
+    if (currentKubelet())
+        log::info("kubelet socket appeared", {{"socket", pathOf(kKubeletSocketName)}});
+    reconcileAll("kubelet socket changed");
 }
 
 void PluginManager::socketDeleted(const std::string &fileName)
 {
-    if (shutDown_)
-        return;
-    for (auto &[name, entry] : entries_) {
-        if (entry.socketFile != fileName)
-            continue;
-        // Our own restarts delete and re-create the socket; by the time the
-        // deletion is reported the new socket is there and nothing is lost.
-        struct stat st;
-        if (::stat(fmt::format("{}/{}", config_.pluginDir, fileName).c_str(), &st) == 0)
-            continue;
-        // Whoever deleted it, the kubelet can no longer reach this server: serve
-        // again on the same path and register again.
-        reconnect(entry, "plugin socket deleted");
-    }
+    for (auto &[name, entry] : entries_)
+        if (entry.socketFile == fileName)
+            reconcile(entry, "plugin socket deleted");
 }
 
-void PluginManager::reconnect(Entry &entry, const char *why)
+void PluginManager::pluginDirectoryGone()
 {
-    if (shutDown_)
+    if (directoryGone_)
         return;
-    log::debug("reconnecting resource", {{"resource", entry.name}, {"reason", why}});
-    entry.retry->stop();
-    if (!restartServer(entry)) {
-        scheduleRetry(entry);
-        return;
-    }
-    startRegistration(entry);
+    directoryGone_ = true;
+    log::error("the kubelet plugin directory was removed; reporting not live so that the pod restarts "
+               "(its hostPath mount cannot see a re-created directory)",
+               {{"path", pluginDir_}});
 }
 
-bool PluginManager::restartServer(Entry &entry)
+void PluginManager::reconcileAll(const char *why)
 {
-    // Before registering again, the old server and its streams are stopped: an
-    // old stream that ends late can make some kubelets drop the new client.
-    if (entry.server) {
-        entry.server->stop();
-        entry.server.reset();
+    for (auto &[name, entry] : entries_)
+        reconcile(entry, why);
+}
+
+void PluginManager::reconcile(Entry &entry, const char *why)
+{
+    if (shutDown_ || entry.stopping)
+        return; // a stopping server comes back through serverStopped
+    if (!entry.server) {
+        if (entry.retry->active())
+            return; // serving failed; the retry timer tries again
+        if (!serve(entry)) {
+            scheduleRetry(entry);
+            return;
+        }
+    } else if (!socketIntact(entry)) {
+        restartServer(entry, why);
+        return;
     }
+
+    std::optional<KubeletInstance> kubelet = currentKubelet();
+    if (!kubelet) {
+        cancelCall(entry);
+        entry.retry->stop();
+        if (entry.state != Registration::Waiting)
+            log::info("waiting for the kubelet", {{"resource", entry.name}, {"socket", pathOf(kKubeletSocketName)}});
+        entry.state = Registration::Waiting;
+        return;
+    }
+    bool sameKubelet = entry.target && *entry.target == *kubelet;
+    if (sameKubelet && (entry.state == Registration::Registering || entry.state == Registration::Registered ||
+                        entry.state == Registration::BackingOff))
+        return;
+    if (!sameKubelet) {
+        // A new kubelet deserves a fresh start, not the backoff of the old one.
+        entry.attempt = 0;
+        entry.lastError.clear();
+    }
+    log::debug("registering", {{"resource", entry.name}, {"reason", why}});
+    sendRegister(entry, *kubelet);
+}
+
+bool PluginManager::serve(Entry &entry)
+{
     ++entry.serverGeneration;
     unsigned generation = entry.serverGeneration;
     std::string name = entry.name;
-    auto service = std::make_unique<DevicePluginService>(
-        entry.resource, config_.sysfs, config_.dev, [this, inbox = loop_.inbox(), name, generation](bool byClient) {
-            inbox->post([this, name, generation, byClient] { streamEnded(name, generation, byClient); });
-        });
-    entry.server = ResourceServer::start(fmt::format("{}/{}", config_.pluginDir, entry.socketFile),
-                                         std::move(service));
-    return entry.server != nullptr;
+    auto server = endpoints_->serve(pathOf(entry.socketFile), entry.resource,
+                                    [inbox = loop_.inbox(), self = std::weak_ptr<PluginManager *>(self_), name,
+                                     generation](bool byClient) {
+                                        inbox->post([self, name, generation, byClient] {
+                                            if (auto alive = self.lock())
+                                                (*alive)->streamEnded(name, generation, byClient);
+                                        });
+                                    });
+    if (!server) {
+        if (server.error() != entry.lastError)
+            log::error("cannot serve a resource; retrying with backoff",
+                       {{"resource", name}, {"error", server.error()}});
+        entry.lastError = server.error();
+        return false;
+    }
+    entry.server = std::move(server).value();
+    struct stat st;
+    if (::stat(pathOf(entry.socketFile).c_str(), &st) == 0) {
+        entry.serverDevice = st.st_dev;
+        entry.serverInode = st.st_ino;
+    } else {
+        entry.serverDevice = 0;
+        entry.serverInode = 0;
+    }
+    entry.lastError.clear();
+    log::debug("serving", {{"resource", name}, {"socket", pathOf(entry.socketFile)}});
+    return true;
 }
 
-void PluginManager::startRegistration(Entry &entry)
+void PluginManager::restartServer(Entry &entry, const char *why)
 {
-    std::optional<KubeletId> kubelet = currentKubelet();
-    if (!kubelet) {
-        if (entry.state != State::Waiting)
-            log::info("waiting for the kubelet", {{"resource", entry.name}, {"socket", kubeletSocketPath()}});
-        entry.state = State::Waiting;
+    log::info("plugin socket gone; serving it again", {{"resource", entry.name}, {"reason", why}});
+    stopServer(entry);
+}
+
+void PluginManager::stopServer(Entry &entry)
+{
+    cancelCall(entry);
+    if (entry.retry)
+        entry.retry->stop();
+    entry.state = Registration::Waiting;
+    if (!entry.server)
         return;
-    }
-    entry.state = State::Registering;
-    entry.registeredWith = *kubelet;
+    // Stopping blocks in gRPC, so it runs off the loop; the same path is served
+    // again only after the old server stopped listening and removed the file.
+    entry.stopping = true;
+    unsigned serial = nextSerial_++;
+    ResourceEndpoint *server = entry.server.get();
+    stoppingServers_[serial] = std::move(entry.server);
+    tally_->begin();
+    server->stop([tally = tally_, inbox = loop_.inbox(), self = std::weak_ptr<PluginManager *>(self_),
+                  name = entry.name, serial] {
+        inbox->post([self, name, serial] {
+            if (auto alive = self.lock())
+                (*alive)->serverStopped(name, serial);
+        });
+        tally->end();
+    });
+}
+
+void PluginManager::serverStopped(const std::string &name, unsigned serial)
+{
+    stoppingServers_.erase(serial); // joins its stopper thread, which has finished
+    auto it = entries_.find(name);
+    if (it == entries_.end() || shutDown_)
+        return;
+    it->second.stopping = false;
+    reconcile(it->second, "server stopped");
+}
+
+void PluginManager::sendRegister(Entry &entry, const KubeletInstance &kubelet)
+{
+    cancelCall(entry);
+    entry.retry->stop();
     v1beta1::RegisterRequest request;
     request.set_version("v1beta1");
     request.set_endpoint(entry.socketFile);
     request.set_resource_name(entry.name);
     request.mutable_options()->set_get_preferred_allocation_available(true);
     request.mutable_options()->set_pre_start_required(false);
-    unsigned generation = entry.serverGeneration;
+    unsigned serial = nextSerial_++;
     std::string name = entry.name;
-    // The completion may arrive after shutdown; the inbox then drops it, and
-    // `this` is only used if the loop runs the task.
-    registerWithKubelet(kubeletSocketPath(), request,
-                        [this, inbox = loop_.inbox(), name, generation](grpc::Status status) {
-                            inbox->post([this, name, generation, status] { registrationDone(name, generation, status); });
-                        });
+    log::debug("sending Register", {{"resource", name}});
+    tally_->begin();
+    calls_[serial] = registrar_->send(
+        kubelet, request,
+        [tally = tally_, inbox = loop_.inbox(), self = std::weak_ptr<PluginManager *>(self_), name,
+         serial](grpc::Status status) {
+            // Only hand over: the call (and its channel) is destroyed on the
+            // loop, after this completion has returned.
+            inbox->post([self, name, serial, status] {
+                if (auto alive = self.lock())
+                    (*alive)->registrationDone(name, serial, status);
+            });
+            tally->end();
+        });
+    entry.call = serial;
+    entry.target = kubelet;
+    entry.state = Registration::Registering;
 }
 
-void PluginManager::registrationDone(const std::string &name, unsigned generation, const grpc::Status &status)
+void PluginManager::cancelCall(Entry &entry)
 {
+    if (entry.call == 0)
+        return;
+    if (auto it = calls_.find(entry.call); it != calls_.end())
+        it->second->cancel(); // stays owned until its completion arrives
+    entry.call = 0;
+}
+
+void PluginManager::registrationDone(const std::string &name, unsigned serial, const grpc::Status &status)
+{
+    calls_.erase(serial);
     auto it = entries_.find(name);
-    if (shutDown_ || it == entries_.end() || it->second.serverGeneration != generation)
-        return; // a newer server has taken over since this call started
+    if (shutDown_ || it == entries_.end() || it->second.call != serial)
+        return; // cancelled, or a newer call has taken over since this one started
     Entry &entry = it->second;
+    entry.call = 0;
     if (status.ok()) {
-        entry.state = State::Registered;
-        entry.attempt = 0;
+        entry.state = Registration::Registered;
+        entry.registeredAt = std::chrono::steady_clock::now();
         entry.lastError.clear();
         log::info("registered with the kubelet",
                   {{"resource", name}, {"endpoint", entry.socketFile},
@@ -163,7 +293,6 @@ void PluginManager::registrationDone(const std::string &name, unsigned generatio
         return;
     }
     std::string error = status.error_message();
-    entry.state = State::Failed;
     // Logged once per distinct failure, not once per retry.
     if (error != entry.lastError)
         log::warn("registration failed; retrying with backoff", {{"resource", name}, {"error", error}});
@@ -173,13 +302,19 @@ void PluginManager::registrationDone(const std::string &name, unsigned generatio
 
 void PluginManager::scheduleRetry(Entry &entry)
 {
-    uint64_t delay = std::min<uint64_t>(kMaxRetryMs, kFirstRetryMs << std::min(entry.attempt, 10u));
+    auto delay = std::min<std::chrono::milliseconds>(timing_.maxRetry, timing_.firstRetry * (1u << std::min(entry.attempt, 16u)));
     ++entry.attempt;
+    if (entry.server)
+        entry.state = Registration::BackingOff;
+    log::debug("retrying later", {{"resource", entry.name}, {"delay_ms", std::to_string(delay.count())}});
     std::string name = entry.name;
-    entry.retry->start(delay, 0, [this, name] {
+    entry.retry->start(static_cast<uint64_t>(delay.count()), 0, [this, name] {
         auto it = entries_.find(name);
-        if (it != entries_.end())
-            reconnect(it->second, "retry");
+        if (it == entries_.end())
+            return;
+        if (it->second.state == Registration::BackingOff)
+            it->second.state = Registration::Due;
+        reconcile(it->second, "retry");
     });
 }
 
@@ -189,33 +324,69 @@ void PluginManager::streamEnded(const std::string &name, unsigned generation, bo
     if (shutDown_ || !byClient || it == entries_.end() || it->second.serverGeneration != generation)
         return;
     Entry &entry = it->second;
-    if (entry.state != State::Registered || !entry.server || entry.server->service().openStreams() > 0)
+    if (entry.state != Registration::Registered || !entry.server || entry.stopping ||
+        entry.server->openStreams() > 0)
         return;
+    std::optional<KubeletInstance> kubelet = currentKubelet();
+    if (!kubelet || !entry.target || !(*kubelet == *entry.target)) {
+        // The kubelet went away or was replaced: its socket events drive this.
+        reconcile(entry, "stream ended with its kubelet");
+        return;
+    }
     // The kubelet never redials a stream: without a new registration the
-    // resource would stay unhealthy until its devices are dropped.
-    if (!currentKubelet())
-        return; // the kubelet is gone; its socket appearing will bring us back
-    log::info("ListAndWatch stream cancelled by the kubelet; registering again", {{"resource", name}});
-    reconnect(entry, "stream cancelled");
+    // resource would stay unhealthy until its devices are dropped. A kubelet
+    // that cancels every stream must not make us re-register in a tight loop.
+    auto upFor = std::chrono::steady_clock::now() - entry.registeredAt;
+    if (upFor >= timing_.stableStream) {
+        entry.attempt = 0;
+        log::info("ListAndWatch stream cancelled by the kubelet; registering again", {{"resource", name}});
+        entry.state = Registration::Due;
+        reconcile(entry, "stream cancelled");
+        return;
+    }
+    // Once may be a kubelet shutting down (it cancels streams before its
+    // socket goes); a warning when it happens again.
+    log::write(entry.attempt == 0 ? log::Level::Info : log::Level::Warn,
+               "ListAndWatch stream cancelled soon after registering; registering again with backoff",
+               {{"resource", name},
+                {"up_ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(upFor).count())}});
+    scheduleRetry(entry);
 }
 
 void PluginManager::shutdown()
 {
     if (shutDown_)
         return;
+    for (auto &[name, entry] : entries_)
+        stopServer(entry);
     shutDown_ = true;
-    for (auto &[name, entry] : entries_) {
+    for (auto &[name, entry] : entries_)
         entry.retry.reset();
-        if (entry.server)
-            entry.server->stop();
-        entry.server.reset();
+}
+
+bool PluginManager::awaitStopped(std::chrono::milliseconds limit)
+{
+    bool all;
+    {
+        std::unique_lock lock(tally_->mutex);
+        all = tally_->changed.wait_for(lock, limit, [&] { return tally_->pending == 0; });
     }
+    stoppingServers_.clear();
+    if (!all) {
+        // A completion that never came: destroying its call now would free what
+        // gRPC is about to use. Leaking it at exit is the lesser harm.
+        log::warn("Register calls still in flight at exit; leaving them", {{"calls", std::to_string(calls_.size())}});
+        for (auto &[serial, call] : calls_)
+            static_cast<void>(call.release());
+    }
+    calls_.clear();
+    return all;
 }
 
 bool PluginManager::allRegistered() const
 {
     return std::all_of(entries_.begin(), entries_.end(),
-                       [](const auto &e) { return e.second.state == State::Registered; });
+                       [](const auto &e) { return e.second.state == Registration::Registered; });
 }
 
 } // namespace kvgpu

@@ -1,26 +1,21 @@
 #include "plugin/resource_server.h"
 
-#include "base/log.h"
-
 #include <chrono>
 #include <unistd.h>
 
 namespace kvgpu {
 
-std::unique_ptr<ResourceServer> ResourceServer::start(const std::string &socketPath,
-                                                      std::unique_ptr<DevicePluginService> service)
+Result<std::unique_ptr<ResourceServer>> ResourceServer::start(const std::string &socketPath,
+                                                              std::unique_ptr<DevicePluginService> service)
 {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("unix://" + socketPath, grpc::InsecureServerCredentials());
     builder.RegisterService(service.get());
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-    if (!server) {
-        log::error("cannot serve the device plugin socket (is the path writable and not a regular file?)",
-                   {{"socket", socketPath}});
-        return nullptr;
-    }
-    return std::unique_ptr<ResourceServer>(
-        new ResourceServer(socketPath, std::move(service), std::move(server)));
+    if (!server)
+        return Error{"cannot serve the device plugin socket " + socketPath +
+                     " (is the directory writable, and the path not a regular file or longer than 107 bytes?)"};
+    return std::unique_ptr<ResourceServer>(new ResourceServer(socketPath, std::move(service), std::move(server)));
 }
 
 ResourceServer::ResourceServer(std::string socketPath, std::unique_ptr<DevicePluginService> service,
@@ -29,9 +24,25 @@ ResourceServer::ResourceServer(std::string socketPath, std::unique_ptr<DevicePlu
 {
 }
 
-ResourceServer::~ResourceServer() { stop(); }
+ResourceServer::~ResourceServer()
+{
+    if (stopper_.joinable())
+        stopper_.join();
+    else
+        stopNow();
+}
 
-void ResourceServer::stop()
+void ResourceServer::stop(std::function<void()> stopped)
+{
+    if (stopper_.joinable())
+        return;
+    stopper_ = std::thread([this, stopped = std::move(stopped)] {
+        stopNow();
+        stopped();
+    });
+}
+
+void ResourceServer::stopNow()
 {
     if (!server_)
         return;
@@ -44,32 +55,19 @@ void ResourceServer::stop()
     ::unlink(socketPath_.c_str());
 }
 
-namespace {
-struct RegisterCall {
-    grpc::ClientContext context;
-    v1beta1::RegisterRequest request;
-    v1beta1::Empty response;
-    std::shared_ptr<grpc::Channel> channel;
-    std::unique_ptr<v1beta1::Registration::Stub> stub;
-    std::function<void(grpc::Status)> done;
-};
-} // namespace
-
-void registerWithKubelet(const std::string &kubeletSocket, const v1beta1::RegisterRequest &request,
-                         std::function<void(grpc::Status)> done)
+GrpcEndpointFactory::GrpcEndpointFactory(SysfsTree sysfs, DevTree dev) : sysfs_(std::move(sysfs)), dev_(std::move(dev))
 {
-    auto *call = new RegisterCall;
-    call->request = request;
-    call->done = std::move(done);
-    call->channel = grpc::CreateChannel("unix://" + kubeletSocket, grpc::InsecureChannelCredentials());
-    call->stub = v1beta1::Registration::NewStub(call->channel);
-    // The kubelet dials back with a 10 s timeout inside Register; allow for it.
-    call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
-    call->stub->async()->Register(&call->context, &call->request, &call->response,
-                                  [call](grpc::Status status) {
-                                      call->done(std::move(status));
-                                      delete call;
-                                  });
+}
+
+Result<std::unique_ptr<ResourceEndpoint>> GrpcEndpointFactory::serve(const std::string &socketPath,
+                                                                     std::shared_ptr<const Resource> resource,
+                                                                     StreamEnded streamEnded)
+{
+    auto service = std::make_unique<DevicePluginService>(std::move(resource), sysfs_, dev_, std::move(streamEnded));
+    auto server = ResourceServer::start(socketPath, std::move(service));
+    if (!server)
+        return server.failure();
+    return std::unique_ptr<ResourceEndpoint>(std::move(server).value());
 }
 
 } // namespace kvgpu

@@ -1,50 +1,72 @@
 // One gRPC server serving the DevicePlugin service of one resource on its own
-// unix socket in the kubelet's plugin directory, and the Register call that
-// announces it to the kubelet.
+// unix socket in the kubelet's plugin directory: the real ResourceEndpoint.
 //
-// Threading contract: start/stop are called on the loop thread; the service
-// they own is thread-safe (see device_plugin_service.h). registerWithKubelet
-// never blocks: its callback runs on a gRPC thread.
+// Stopping a gRPC server blocks (Shutdown waits for running calls, up to a
+// deadline, then Wait joins them), so stop() does it on a thread of its own
+// and reports back; the loop never waits for it. The socket file is removed
+// only after the server stopped listening, and the manager serves the same
+// path again only after that report, so an old server can never take the new
+// one's socket away.
+//
+// Threading contract: start, publish and stop are called on the loop thread;
+// the service is thread-safe (see device_plugin_service.h). The destructor
+// joins the stopper thread, or stops synchronously if stop() was never called
+// (only at exit).
 #pragma once
 
+#include "device/node_reader.h"
+#include "device/sysfs.h"
 #include "plugin/device_plugin_service.h"
+#include "plugin/resource_endpoint.h"
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
 namespace kvgpu {
 
-class ResourceServer {
+class ResourceServer final : public ResourceEndpoint {
 public:
-    // Listens on `socketPath` and serves `service`. Returns nullptr (after
-    // logging why) when the socket cannot be served.
-    static std::unique_ptr<ResourceServer> start(const std::string &socketPath,
-                                                 std::unique_ptr<DevicePluginService> service);
-    ~ResourceServer();
+    // Listens on `socketPath` and serves `service`; the error names the socket
+    // and what to check when it cannot be served.
+    static Result<std::unique_ptr<ResourceServer>> start(const std::string &socketPath,
+                                                         std::unique_ptr<DevicePluginService> service);
+    ~ResourceServer() override;
     ResourceServer(const ResourceServer &) = delete;
     ResourceServer &operator=(const ResourceServer &) = delete;
+
+    void publish(std::shared_ptr<const Resource> resource) override { service_->publish(std::move(resource)); }
+    int openStreams() const override { return service_->openStreams(); }
+    void stop(std::function<void()> stopped) override;
 
     DevicePluginService &service() { return *service_; }
     const std::string &socketPath() const { return socketPath_; }
 
-    // Ends every stream, shuts the server down and removes the socket file.
-    void stop();
-
 private:
     ResourceServer(std::string socketPath, std::unique_ptr<DevicePluginService> service,
                    std::unique_ptr<grpc::Server> server);
+    void stopNow();
 
-    std::string socketPath_;
+    const std::string socketPath_;
     std::unique_ptr<DevicePluginService> service_;
-    std::unique_ptr<grpc::Server> server_;
+    std::unique_ptr<grpc::Server> server_; // touched by the stopper thread only, once it runs
+    std::thread stopper_;
 };
 
-// Calls Registration/Register on the kubelet's socket. The kubelet dials back
-// into our server inside this call, which is why it must not block the loop.
-void registerWithKubelet(const std::string &kubeletSocket, const v1beta1::RegisterRequest &request,
-                         std::function<void(grpc::Status)> done);
+// Serves DevicePluginServices that read the given trees for Allocate.
+class GrpcEndpointFactory final : public EndpointFactory {
+public:
+    GrpcEndpointFactory(SysfsTree sysfs, DevTree dev);
+    Result<std::unique_ptr<ResourceEndpoint>> serve(const std::string &socketPath,
+                                                    std::shared_ptr<const Resource> resource,
+                                                    StreamEnded streamEnded) override;
+
+private:
+    const SysfsTree sysfs_;
+    const DevTree dev_;
+};
 
 } // namespace kvgpu
