@@ -7,7 +7,7 @@ packages=(
   # build
   meson ninja-build pkg-config g++
   libudev-dev libuv1-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libfmt-dev libpci-dev pci.ids libcli11-dev
+  libfmt-dev libpci-dev pci.ids libcli11-dev libyaml-cpp-dev
   # tests, demo and benchmarks
   doctest-dev umockdev libumockdev-dev python3 python3-yaml
   # sanitizer and fuzzing builds
