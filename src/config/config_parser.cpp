@@ -203,7 +203,7 @@ DeviceMatch matchOf(const YAML::Node &node)
         for (const YAML::Node &item : listOf(it->second, "deviceIds"))
             match.deviceIds.push_back(deviceIdOf(item));
     if (auto it = keys.find("model"); it != keys.end()) {
-        Result<Glob> glob = Glob::compile(scalarOf(it->second, "model"));
+        Result<Glob> glob = Glob::compile(scalarOf(it->second, "model"), Glob::Sets::Literal);
         if (!glob)
             refuse(it->second, "model: " + glob.error());
         match.model = *glob;

@@ -23,8 +23,10 @@ bool Glob::Token::accepts(char c) const
     return false;
 }
 
-Result<Glob> Glob::compile(std::string_view pattern)
+Result<Glob> Glob::compile(std::string_view pattern, Sets sets)
 {
+    if (pattern.empty())
+        return Error{"bad glob \"\": an empty pattern matches nothing; use \"*\" for everything"};
     Glob glob;
     glob.pattern_ = std::string(pattern);
     for (size_t i = 0; i < pattern.size(); ++i) {
@@ -41,7 +43,7 @@ Result<Glob> Glob::compile(std::string_view pattern)
             if (i + 1 == pattern.size())
                 return Error{fmt::format("bad glob \"{}\": a '\\' at the end escapes nothing", pattern)};
             token.literal = pattern[++i];
-        } else if (c == '[') {
+        } else if (c == '[' && sets == Sets::Enabled) {
             size_t open = i;
             token.kind = Token::Kind::Set;
             ++i;

@@ -1,8 +1,11 @@
 // Shell-style globs for the configuration's `model` and node `name` keys:
-// `*` (any run of characters), `?` (one character), `[abc]`, `[a-z]`, `[!a-z]`
-// (one character of, or not of, a set) and `\x` (x literally). Matching is
-// case-sensitive and covers the whole text. Unlike fnmatch(3) a malformed
-// pattern is an error at load time, not a pattern that silently never matches.
+// `*` (any run of characters), `?` (one character), `\x` (x literally) and,
+// where enabled, `[abc]`, `[a-z]`, `[!a-z]` (one character of, or not of, a
+// set). Sets are for node names, which never hold brackets; model names from
+// pci.ids almost always do ("GA100 [A100 PCIe 40GB]"), so there `[` and `]`
+// are plain characters. Matching is case-sensitive and covers the whole
+// text. Unlike fnmatch(3) a malformed pattern is an error at load time, not a
+// pattern that silently never matches.
 //
 // Thread safety: a compiled Glob is immutable; matches() may run on any thread.
 #pragma once
@@ -17,8 +20,9 @@ namespace kvgpu {
 
 class Glob {
 public:
+    enum class Sets { Enabled, Literal };
     // The error says what is wrong and at which character (1-based).
-    static Result<Glob> compile(std::string_view pattern);
+    static Result<Glob> compile(std::string_view pattern, Sets sets = Sets::Enabled);
 
     bool matches(std::string_view text) const;
     const std::string &pattern() const { return pattern_; }

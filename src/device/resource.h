@@ -24,6 +24,7 @@ struct AdvertisedDevice {
     int numaNode = -1;
     int iommuGroup = -1;
     std::vector<std::string> pciePath; // topology above the device, top first
+    std::string vgpuType;              // a vGPU's mdev type id when advertised; Allocate checks it still is
 
     bool operator==(const AdvertisedDevice &) const = default;
 };

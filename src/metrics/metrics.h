@@ -12,7 +12,7 @@
 // thread-safe.
 #pragma once
 
-#include "device/inventory.h"
+#include "device/resource.h"
 
 #include <chrono>
 #include <map>

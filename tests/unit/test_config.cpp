@@ -153,8 +153,10 @@ TEST_CASE("every problem is refused with its line and column")
                  "line 4, column 5: unknown key \"macth\" in a rule (resources[0]) (known: name, exclude, match)"},
              Row{"version: 1\nresources:\n  - name: nvidia.com/x\n    match: {modle: x}\n",
                  "line 4, column 13: unknown key \"modle\" in match"},
-             Row{"version: 1\nresources:\n  - name: nvidia.com/x\n    match: {model: \"[A10\"}\n",
-                 "line 4, column 20: model: bad glob \"[A10\": the '[' at character 1 is never closed"},
+             Row{"version: 1\nresources:\n  - name: nvidia.com/x\n    match: {model: \"A10\\\\\"}\n",
+                 "line 4, column 20: model: bad glob \"A10\\\": a '\\' at the end escapes nothing"},
+             Row{"version: 1\nresources:\n  - name: nvidia.com/x\n    match: {model: \"\"}\n",
+                 "an empty pattern matches nothing"},
              Row{"version: 1\nnodes:\n  - name: \"gpu-[\"\n    resources: [{exclude: true}]\n",
                  "line 3, column 11: nodes[0].name: bad glob"},
              Row{"version: 1\nresources:\n  - name: nvidia.com/bad name\n",
@@ -234,6 +236,12 @@ TEST_CASE("globs: stars, single characters, sets, ranges, escapes")
         CHECK(glob->matches(row.text) == row.matches);
     }
     CHECK(Glob::compile("[z-a]").error().find("backwards") != std::string::npos);
+    CHECK(Glob::compile("gpu-[a").error().find("never closed") != std::string::npos);
+    // In model names brackets are plain characters: pci.ids names are full of them.
+    Result<Glob> model = Glob::compile("GA100 [A100*", Glob::Sets::Literal);
+    REQUIRE(model.ok());
+    CHECK(model->matches("GA100 [A100 PCIe 40GB]"));
+    CHECK_FALSE(model->matches("GA100 A"));
     CHECK(Glob::compile("abc\\").error().find("escapes nothing") != std::string::npos);
 }
 
