@@ -1,4 +1,4 @@
-// Command line options shared by `serve` (the default) and `list`.
+// Command line options shared by `serve` (the default), `list` and `check-config`.
 #pragma once
 
 #include "base/log.h"
@@ -13,6 +13,8 @@ struct CommonOptions {
     std::string pluginDir = "/var/lib/kubelet/device-plugins";
     std::string pciIds = "/usr/share/misc/pci.ids";
     log::Level logLevel = log::Level::Info;
+    std::string configPath; // --config: resource rules; empty: today's names
+    std::string nodeName;   // --node-name (default $NODE_NAME): chooses the config's `nodes` entries
 };
 
 struct ServeOptions {
@@ -20,6 +22,12 @@ struct ServeOptions {
     int ueventBufferBytes = 16 * 1024 * 1024;
     int probePort = 8081; // gRPC health service for Kubernetes probes; 0 disables it
     int healthIntervalSeconds = 30; // re-read of signals that change without events; 0 disables it
+    // Prometheus /metrics; 0 disables it. 8082: beside the probe port, outside
+    // the 9100-9999 range Prometheus hands out to exporters (node-exporter
+    // 9100, DCGM exporter 9400), clear of kube-state-metrics (8080/8081) and
+    // of the kubelet and kube-proxy (10249-10256).
+    int metricsPort = 8082;
+    std::string version; // shown by the build-info metric
 };
 
 } // namespace kvgpu

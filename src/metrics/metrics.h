@@ -25,6 +25,9 @@ class Metrics {
 public:
     virtual ~Metrics() = default;
 
+    // A shared instance that records nothing, for code run without metrics.
+    static Metrics &none();
+
     // The devices of resources whose lists changed, as published to the kubelet.
     virtual void resourcesPublished(const std::map<std::string, Resource> & /*changed*/) {}
 
@@ -39,10 +42,10 @@ public:
     virtual void ueventReceived(std::string_view /*subsystem*/, std::string_view /*action*/) {}
     // A receive queue overflowed and events were lost: "uevent" or "inotify".
     virtual void overflow(std::string_view /*source*/) {}
-    // Every device was read again: "start", "overflow", "sighup", "config".
+    // Every device was read again: "start", "overflow", "sighup".
     virtual void rescan(std::string_view /*cause*/) {}
 
-    // A configuration file was read again: "applied", "unchanged" or "refused".
+    // A changed configuration file was "applied" or "refused".
     virtual void configReload(std::string_view /*result*/) {}
     // The configuration in force: its fingerprint ("" without --config) and
     // how many configurations have been applied since start.

@@ -11,6 +11,12 @@
 
 namespace kvgpu {
 
+Metrics &Metrics::none()
+{
+    static Metrics nothing;
+    return nothing;
+}
+
 namespace {
 
 // Free-form values become one of a fixed set, so a stray event cannot grow
@@ -25,8 +31,8 @@ constexpr std::array<std::string_view, 3> kSubsystems = {"pci", "mdev", "vfio"};
 constexpr std::array<std::string_view, 8> kActions = {"add", "remove", "bind", "unbind",
                                                       "change", "move", "online", "offline"};
 constexpr std::array<std::string_view, 2> kOverflowSources = {"uevent", "inotify"};
-constexpr std::array<std::string_view, 4> kRescanCauses = {"start", "overflow", "sighup", "config"};
-constexpr std::array<std::string_view, 3> kReloadResults = {"applied", "unchanged", "refused"};
+constexpr std::array<std::string_view, 3> kRescanCauses = {"start", "overflow", "sighup"};
+constexpr std::array<std::string_view, 2> kReloadResults = {"applied", "refused"};
 
 std::string statusName(int code)
 {
@@ -83,11 +89,11 @@ PrometheusMetrics::PrometheusMetrics(const std::string &version)
                      .Register(*registry_)),
       rescans_(prometheus::BuildCounter()
                    .Name("kvgpu_rescans_total")
-                   .Help("Full rescans of the node, by cause (start, overflow, sighup, config)")
+                   .Help("Full rescans of the node, by cause (start, overflow, sighup)")
                    .Register(*registry_)),
       reloads_(prometheus::BuildCounter()
                    .Name("kvgpu_config_reloads_total")
-                   .Help("Configuration file changes, by result (applied, unchanged, refused)")
+                   .Help("Changes of the configuration file, by result (applied, refused)")
                    .Register(*registry_)),
       configGeneration_(prometheus::BuildGauge()
                             .Name("kvgpu_config_generation")

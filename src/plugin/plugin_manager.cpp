@@ -112,9 +112,11 @@ bool PluginManager::restartServer(Entry &entry)
     unsigned generation = entry.serverGeneration;
     std::string name = entry.name;
     auto service = std::make_unique<DevicePluginService>(
-        entry.resource, config_.sysfs, config_.dev, [this, inbox = loop_.inbox(), name, generation](bool byClient) {
+        entry.resource, config_.sysfs, config_.dev,
+        [this, inbox = loop_.inbox(), name, generation](bool byClient) {
             inbox->post([this, name, generation, byClient] { streamEnded(name, generation, byClient); });
-        });
+        },
+        *config_.metrics);
     entry.server = ResourceServer::start(fmt::format("{}/{}", config_.pluginDir, entry.socketFile),
                                          std::move(service));
     return entry.server != nullptr;
@@ -122,6 +124,7 @@ bool PluginManager::restartServer(Entry &entry)
 
 void PluginManager::startRegistration(Entry &entry)
 {
+    config_.metrics->registrationState(entry.name, false);
     std::optional<KubeletId> kubelet = currentKubelet();
     if (!kubelet) {
         if (entry.state != State::Waiting)
@@ -153,6 +156,8 @@ void PluginManager::registrationDone(const std::string &name, unsigned generatio
     if (shutDown_ || it == entries_.end() || it->second.serverGeneration != generation)
         return; // a newer server has taken over since this call started
     Entry &entry = it->second;
+    config_.metrics->registrationFinished(name, status.ok());
+    config_.metrics->registrationState(name, status.ok());
     if (status.ok()) {
         entry.state = State::Registered;
         entry.attempt = 0;

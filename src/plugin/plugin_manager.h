@@ -14,6 +14,7 @@
 
 #include "device/resource.h"
 #include "loop/event_loop.h"
+#include "metrics/metrics.h"
 #include "plugin/resource_server.h"
 
 #include <map>
@@ -28,6 +29,7 @@ struct PluginConfig {
     std::string pluginDir;
     SysfsTree sysfs;
     DevTree dev;
+    Metrics *metrics = &Metrics::none(); // registrations and Allocate calls are counted here
 };
 
 class PluginManager {
