@@ -27,7 +27,7 @@ void checkRule(const ResourceRule &rule, const std::string &text)
     FUZZ_CHECK(!rule.path.empty(), text);
     FUZZ_CHECK(rule.position.line >= 1 && static_cast<size_t>(rule.position.line) <= lineCount(text), text);
     if (rule.match.model) {
-        Result<Glob> again = Glob::compile(rule.match.model->pattern());
+        Result<Glob> again = Glob::compile(rule.match.model->pattern(), Glob::Sets::Literal);
         FUZZ_CHECK(again.ok(), rule.match.model->pattern());
     }
     for (int numa : rule.match.numaNodes)
@@ -71,6 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *bytes, size_t size)
     checkAll(config.resources);
     for (const NodeSection &section : config.nodes) {
         FUZZ_CHECK(!section.resources.empty(), text);
+        FUZZ_CHECK(Glob::compile(section.name.pattern()).ok(), section.name.pattern());
         checkAll(section.resources);
     }
 
