@@ -21,7 +21,7 @@ std::string describeMatch(const DeviceMatch &m)
 {
     std::vector<std::string> keys;
     if (m.kind)
-        keys.push_back(std::string("kind=") + (*m.kind == DeviceKind::Vgpu ? "vgpu" : "passthrough"));
+        keys.push_back(std::string("kind=") + configKindName(*m.kind));
     if (!m.deviceIds.empty()) {
         std::vector<std::string> ids;
         for (const PciDeviceId &id : m.deviceIds)

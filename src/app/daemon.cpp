@@ -210,6 +210,8 @@ private:
                     plugins_.kubeletSocketCreated();
                 else if (change == DirectoryWatch::Change::Deleted)
                     plugins_.socketDeleted(name);
+                else if (change == DirectoryWatch::Change::Overflow)
+                    metrics_.overflow("inotify");
                 else if (change == DirectoryWatch::Change::DirectoryGone)
                     log::error("the kubelet plugin directory was removed; registration cannot recover "
                                "until the plugin restarts", {{"path", common_.pluginDir}});

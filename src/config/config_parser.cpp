@@ -122,14 +122,6 @@ std::string knownKinds()
     return join(names, ", ");
 }
 
-const char *kindWord(DeviceKind kind)
-{
-    for (const KindName &k : kKindNames)
-        if (k.kind == kind)
-            return k.name;
-    return "unknown";
-}
-
 PciDeviceId deviceIdOf(const YAML::Node &node)
 {
     std::string text = toLowerAscii(trim(scalarOf(node, "a deviceIds entry")));
@@ -285,8 +277,8 @@ void checkCollisions(const ResourceConfig &config)
                 refuse(rule->position,
                        fmt::format("{} gives {} devices the name {}, which {} gives {} devices; KubeVirt needs one "
                                    "kind (one variable prefix) per resource",
-                                   rule->path, kindWord(*rule->match.kind), rule->name, it->second.second->describe(),
-                                   kindWord(it->second.first)));
+                                   rule->path, configKindName(*rule->match.kind), rule->name, it->second.second->describe(),
+                                   configKindName(it->second.first)));
         }
     }
 }
@@ -342,7 +334,37 @@ bool isDnsLabel(std::string_view label)
     return true;
 }
 
+// A `---` or `...` line after the first content starts or ends a document.
+void refuseSecondDocument(std::string_view text)
+{
+    bool content = false;
+    int line = 0;
+    for (std::string_view rest = text; !rest.empty();) {
+        size_t end = rest.find('\n');
+        std::string_view current = rest.substr(0, end);
+        rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+        ++line;
+        bool marker = current.starts_with("---") || current.starts_with("...");
+        if (marker && (current.size() == 3 || current[3] == ' ' || current[3] == '\t' || current[3] == '\r')) {
+            if (content || current.starts_with("..."))
+                refuse(SourcePosition{line, 1}, "more than one YAML document; the configuration is one document");
+            continue;
+        }
+        std::string_view trimmed = trim(current);
+        if (!trimmed.empty() && trimmed.front() != '#')
+            content = true;
+    }
+}
+
 } // namespace
+
+const char *configKindName(DeviceKind kind)
+{
+    for (const KindName &k : kKindNames)
+        if (k.kind == kind)
+            return k.name;
+    return "unknown";
+}
 
 Result<bool> checkResourceName(std::string_view name)
 {
@@ -374,10 +396,11 @@ Result<ResourceConfig, ConfigError> parseResourceConfig(std::string_view text)
         return ConfigError{fmt::format("the configuration is {} bytes; at most {} are read", text.size(),
                                        kMaxConfigBytes), {}};
     try {
-        std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
-        if (documents.size() > 1)
-            refuse(documents[1], "more than one YAML document; the configuration is one document");
-        return configOf(documents.empty() ? YAML::Node() : documents.front());
+        // One document, read with YAML::Load: yaml-cpp 0.7's LoadAll can loop
+        // forever, allocating, on some malformed input (found by fuzz_config),
+        // so a second document is found by its marker line instead.
+        refuseSecondDocument(text);
+        return configOf(YAML::Load(std::string(text)));
     } catch (const Refusal &refusal) {
         return refusal.error;
     } catch (const YAML::Exception &e) {

@@ -11,12 +11,6 @@
 
 namespace kvgpu {
 
-Metrics &Metrics::none()
-{
-    static Metrics nothing;
-    return nothing;
-}
-
 namespace {
 
 // Free-form values become one of a fixed set, so a stray event cannot grow

@@ -187,7 +187,8 @@ TEST_CASE("every problem is refused with its line and column")
              Row{"version: 1\nnodes:\n  - resources: [{exclude: true}]\n", "nodes[0] needs a name"},
              Row{"version: 1\nnodes:\n  - name: a\n", "line 3, column 5: nodes[0] has no resources"},
              Row{"version: 1\nresources:\n  - name: [nvidia.com/x\n", "not valid YAML"},
-             Row{"version: 1\n---\nversion: 1\n", "more than one YAML document"},
+             Row{"version: 1\n---\nversion: 1\n", "line 2, column 1: more than one YAML document"},
+             Row{"version: 1\n...\n", "more than one YAML document"},
              // Names that differ but would meet on the node.
              Row{"version: 1\nresources:\n  - name: nvidia.com/gpu\n  - name: example.com/gpu\n",
                  "line 4, column 5: resource name example.com/gpu of resources[1] collides with nvidia.com/gpu of "
@@ -205,6 +206,14 @@ TEST_CASE("every problem is refused with its line and column")
         std::string refusal = refusalOf(row.yaml);
         CHECK_MESSAGE(refusal.find(row.refusal) != std::string::npos, refusal);
     }
+}
+
+TEST_CASE("a leading document marker is fine; input that once hung yaml-cpp's LoadAll is refused at once")
+{
+    CHECK(parseResourceConfig("# the plugin's rules\n---\nversion: 1\n").ok());
+    // Found by fuzz_config: yaml-cpp 0.7's LoadAll loops forever on it.
+    Result<ResourceConfig, ConfigError> hang = parseResourceConfig("\n , - name: nvidia.com/paind: passt\x16hroughu\n");
+    CHECK_FALSE(hang.ok());
 }
 
 TEST_CASE("the same name in two rules merges their devices into one resource")
