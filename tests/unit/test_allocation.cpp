@@ -168,7 +168,8 @@ TEST_CASE("a vGPU whose /dev/vfio group node is gone is refused too")
     FakePci parent{.address = "0000:b1:00.0", .driver = "nvidia", .group = 40, .parents = "pci0000:b0"};
     addPci(node.sys, parent);
     addMdev(node.sys, parent, "aa618089-8b16-4d01-a136-25a0f3c73123", "nvidia-222", std::string("GRID T4-1Q"), 101);
-    Resource r{"nvidia.com/GRID_T4-1Q", DeviceKind::Vgpu, {AdvertisedDevice{.id = "aa618089-8b16-4d01-a136-25a0f3c73123"}}};
+    Resource r{"nvidia.com/GRID_T4-1Q", DeviceKind::Vgpu,
+               {AdvertisedDevice{.id = "aa618089-8b16-4d01-a136-25a0f3c73123", .vgpuType = "nvidia-222"}}};
     auto result = node.allocate(r, {"aa618089-8b16-4d01-a136-25a0f3c73123"});
     REQUIRE_FALSE(result);
     CHECK(result.failure().code == AllocationError::Code::FailedPrecondition);
