@@ -53,6 +53,15 @@ struct Configured : PluginFixture {
         startPlugin({"--config", config.file(), "--node-name", nodeName});
     }
 
+    // A daemon stopped with SIGTERM exits 0: a leak, a race or a handle left
+    // open (under the sanitizers) fails the story that started it.
+    ~Configured()
+    {
+        plugin->signal(SIGTERM);
+        std::optional<int> exit = plugin->waitExit(scaled(10s));
+        CHECK_MESSAGE(exit == 0, log());
+    }
+
     std::string scrape() const { return httpGet(metricsPort, "/metrics"); }
     bool scrapeShows(const std::string &line)
     {

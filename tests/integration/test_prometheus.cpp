@@ -8,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include <csignal>
+
 using namespace kvgpu::test;
 
 namespace {
@@ -34,6 +36,12 @@ struct Scraped : PluginFixture {
         kubelet->start();
         startPlugin();
         REQUIRE_MESSAGE(kubeletSees(kT4, {"0000:67:00.0", "0000:68:00.0"}), log());
+    }
+    ~Scraped()
+    {
+        plugin->signal(SIGTERM);
+        std::optional<int> exit = plugin->waitExit(scaled(std::chrono::seconds(10)));
+        CHECK_MESSAGE(exit == 0, log());
     }
     std::string scrape() const { return httpGet(metricsPort, "/metrics"); }
 };
