@@ -6,6 +6,7 @@
 #pragma once
 
 #include "plugin_fixture.h"
+#include "timeouts.h"
 
 #include <arpa/inet.h>
 #include <array>
@@ -20,14 +21,6 @@
 #include <unistd.h>
 
 namespace kvgpu::test {
-
-// Timeouts in tests stretch under sanitizers (KVGPU_TIMEOUT_MULTIPLIER).
-inline std::chrono::milliseconds scaled(std::chrono::milliseconds timeout)
-{
-    const char *multiplier = std::getenv("KVGPU_TIMEOUT_MULTIPLIER");
-    int factor = multiplier ? std::max(1, std::atoi(multiplier)) : 1;
-    return timeout * factor;
-}
 
 inline int freeTcpPort()
 {
