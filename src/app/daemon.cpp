@@ -127,7 +127,8 @@ private:
     bool startMetrics()
     {
         std::string error;
-        metricsServer_ = MetricsServer::start(fmt::format("0.0.0.0:{}", serve_.metricsPort), metrics_.registry(), error);
+        metricsServer_ =
+            MetricsServer::start(fmt::format("0.0.0.0:{}", serve_.metricsPort), metrics_.registry(), error);
         if (!metricsServer_)
             log::error("cannot serve the metrics; is --metrics-port free?",
                        {{"port", std::to_string(serve_.metricsPort)}, {"error", error}});

@@ -277,8 +277,8 @@ void checkCollisions(const ResourceConfig &config)
                 refuse(rule->position,
                        fmt::format("{} gives {} devices the name {}, which {} gives {} devices; KubeVirt needs one "
                                    "kind (one variable prefix) per resource",
-                                   rule->path, configKindName(*rule->match.kind), rule->name, it->second.second->describe(),
-                                   configKindName(it->second.first)));
+                                   rule->path, configKindName(*rule->match.kind), rule->name,
+                                   it->second.second->describe(), configKindName(it->second.first)));
         }
     }
 }

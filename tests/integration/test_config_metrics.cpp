@@ -197,7 +197,9 @@ TEST_CASE("check-config prints every device with its resource and the rule that 
     CHECK(check.output.find("node gpu-a-1: 3 rules in force") != std::string::npos);
     auto line = [&](const std::string &device) {
         size_t at = check.output.find("\n" + device);
-        return at == std::string::npos ? std::string() : check.output.substr(at + 1, check.output.find('\n', at + 1) - at - 1);
+        if (at == std::string::npos)
+            return std::string();
+        return check.output.substr(at + 1, check.output.find('\n', at + 1) - at - 1);
     };
     CHECK(line(kT4a).find("nvidia.com/passthrough-gpu") != std::string::npos);
     CHECK(line(kT4a).find("rule resources[0] (line 3)") != std::string::npos);

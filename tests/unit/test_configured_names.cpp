@@ -76,7 +76,8 @@ TEST_CASE("without rules every device keeps today's name and no row names a rule
     NodeRules none;
     Inventory inventory = deriveInventory(standardNode(), names, &none);
     CHECK(inventory.resources == deriveInventory(standardNode(), names).resources);
-    CHECK(idsOf(inventory, "nvidia.com/GA100_A100_PCIE_40GB") == std::vector<std::string>{"0000:65:00.0", "0000:66:00.0"});
+    CHECK(idsOf(inventory, "nvidia.com/GA100_A100_PCIE_40GB") ==
+          std::vector<std::string>{"0000:65:00.0", "0000:66:00.0"});
     for (const DeviceRow &row : inventory.rows)
         CHECK(row.rule.empty());
 }
@@ -89,7 +90,8 @@ TEST_CASE("one generic name for every passthrough GPU; vGPUs keep theirs")
     Inventory inventory = deriveInventory(standardNode(), names, &rules);
     CHECK(idsOf(inventory, "nvidia.com/passthrough-gpu") ==
           std::vector<std::string>{"0000:65:00.0", "0000:66:00.0", "0000:67:00.0"});
-    CHECK(idsOf(inventory, "nvidia.com/NVIDIA_L4-1Q") == std::vector<std::string>{"aa618089-8b16-4d01-a136-25a0f3c73123"});
+    CHECK(idsOf(inventory, "nvidia.com/NVIDIA_L4-1Q") ==
+          std::vector<std::string>{"aa618089-8b16-4d01-a136-25a0f3c73123"});
     CHECK(inventory.resources.size() == 2);
     CHECK(rowOf(inventory, "0000:67:00.0").rule == "resources[0] (line 3)");
     CHECK(rowOf(inventory, "aa618089-8b16-4d01-a136-25a0f3c73123").rule.empty());
@@ -128,28 +130,33 @@ nodes:
 TEST_CASE("a vGPU renamed into a passthrough resource is a conflict, caught before it applies")
 {
     auto names = nvidiaNames();
-    NodeRules rules = rulesOf("version: 1\nresources:\n  - name: nvidia.com/gpu\n    match: {deviceIds: [\"10de:1eb8\"]}\n"
+    NodeRules rules = rulesOf("version: 1\nresources:\n  - name: nvidia.com/gpu\n"
+                              "    match: {deviceIds: [\"10de:1eb8\"]}\n"
                               "  - name: nvidia.com/gpu\n    match: {model: \"NVIDIA L4-*\"}\n");
-    std::optional<std::string> conflict = kindConflict(standardNode(), HealthHistories::firstReading(standardNode()), names, rules);
+    const NodeObservation node = standardNode();
+    const HealthHistories histories = HealthHistories::firstReading(node);
+    std::optional<std::string> conflict = kindConflict(node, histories, names, rules);
     REQUIRE(conflict);
     CHECK(*conflict == "resource nvidia.com/gpu would hold both passthrough 0000:67:00.0 (rule resources[0] (line 3)) "
                        "and vGPU aa618089-8b16-4d01-a136-25a0f3c73123 (rule resources[1] (line 5)); KubeVirt needs "
                        "one kind of device per resource");
 
     // A rule that gives a vGPU the default name of a passthrough model is one too.
-    NodeRules clash = rulesOf("version: 1\nresources:\n  - name: nvidia.com/TU104GL_TESLA_T4\n    match: {kind: vgpu}\n");
-    conflict = kindConflict(standardNode(), HealthHistories::firstReading(standardNode()), names, clash);
+    NodeRules clash =
+        rulesOf("version: 1\nresources:\n  - name: nvidia.com/TU104GL_TESLA_T4\n    match: {kind: vgpu}\n");
+    conflict = kindConflict(node, histories, names, clash);
     REQUIRE(conflict);
     CHECK(conflict->find("passthrough 0000:67:00.0 (its default name)") != std::string::npos);
 
     NodeRules fine = rulesOf("version: 1\nresources:\n  - name: nvidia.com/gpu\n    match: {kind: passthrough}\n");
-    CHECK_FALSE(kindConflict(standardNode(), HealthHistories::firstReading(standardNode()), names, fine));
+    CHECK_FALSE(kindConflict(node, histories, names, fine));
 }
 
 TEST_CASE("a vGPU matches deviceIds by its parent GPU's id")
 {
     auto names = nvidiaNames();
-    NodeRules rules = rulesOf("version: 1\nresources:\n  - exclude: true\n    match: {kind: vgpu, deviceIds: [\"10de:27b8\"]}\n");
+    NodeRules rules =
+        rulesOf("version: 1\nresources:\n  - exclude: true\n    match: {kind: vgpu, deviceIds: [\"10de:27b8\"]}\n");
     Inventory inventory = deriveInventory(standardNode(), names, &rules);
     CHECK(rowOf(inventory, "aa618089-8b16-4d01-a136-25a0f3c73123").reason ==
           "excluded by rule resources[0] (line 3)");
