@@ -410,7 +410,8 @@ int main(int argc, char **argv)
     KubeletWatch waiter(kubelet);
     std::vector<std::string> flags = {"--sysfs-root", node->sysfsRoot(), "--dev-root", node->devRoot(),
                                       "--plugin-dir", pluginDir, "--pci-ids", files.path("pci.ids"),
-                                      "--log-level", "warn", "--probe-port", "0"};
+                                      "--log-level", "warn", "--probe-port", "0",
+                                      "--metrics-port", "0"};
 
     // Start-up: fork → every resource's complete list read by the kubelet. The
     // last plugin started serves the rest of the benchmark.

@@ -56,7 +56,7 @@ pids+=($!)
 wait_for "$work/kubelet.log" listening
 
 flags=(--sysfs-root "$SYSFS_ROOT" --dev-root "$DEV_ROOT" --plugin-dir "$work/plugins")
-serve_flags=(--probe-port 0) # the demo may run beside a real plugin
+serve_flags=(--probe-port 0 --metrics-port 0) # the demo may run beside a real plugin
 echo
 echo "== kubevirt-gpu-device-plugin list"
 "$plugin" list "${flags[@]}" 2>/dev/null

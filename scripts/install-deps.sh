@@ -7,9 +7,9 @@ packages=(
   # build
   meson ninja-build pkg-config g++
   libudev-dev libuv1-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libfmt-dev pci.ids libcli11-dev
+  libfmt-dev pci.ids libcli11-dev libyaml-cpp-dev prometheus-cpp-dev
   # tests, demo and benchmarks
-  doctest-dev umockdev libumockdev-dev python3 python3-yaml
+  doctest-dev umockdev libumockdev-dev python3 python3-yaml prometheus
   # sanitizer and fuzzing builds
   clang-14 libclang-rt-14-dev
 )

@@ -1,6 +1,7 @@
 // kubevirt-gpu-device-plugin: wiring only. `serve` (the default) runs the
 // daemon; `list` prints what one scan finds and why each device is or is not
-// advertised.
+// advertised; `check-config` validates a resource configuration for this node.
+#include "app/check_config_command.h"
 #include "app/daemon.h"
 #include "app/list_command.h"
 #include "app/options.h"
@@ -10,6 +11,8 @@
 #include <cstdlib>
 
 #include <CLI/CLI.hpp>
+
+#include <cstdlib>
 
 #ifndef KVGPU_VERSION
 #define KVGPU_VERSION "unknown"
@@ -22,6 +25,10 @@ int main(int argc, char **argv)
     ServeOptions serve;
     std::string logLevel = "info";
     bool json = false;
+    std::string checkedConfig;
+    if (const char *node = std::getenv("NODE_NAME"))
+        common.nodeName = node;
+    serve.version = KVGPU_VERSION;
 
     CLI::App app{"Device plugin that passes NVIDIA GPUs and vGPUs through to KubeVirt virtual machines.\n"
                  "Without a subcommand it serves the kubelet device plugin API (the DaemonSet's job)."};
@@ -33,6 +40,11 @@ int main(int argc, char **argv)
     app.add_option("--pci-ids", common.pciIds, "pci.ids database used to name passthrough resources");
     app.add_option("--log-level", logLevel, "Log level")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    app.add_option("--config", common.configPath,
+                   "Resource configuration (YAML): rules that rename or exclude devices, globally and per node; "
+                   "re-read when it changes. Without it, resources keep the original plugin's names");
+    app.add_option("--node-name", common.nodeName,
+                   "Node name that chooses the configuration's per-node rules (default: $NODE_NAME)");
     app.add_option("--udev-source", serve.udevSource,
                    "Uevent source: 'kernel' (raw kernel events; works in a pod without udevd) or 'udev'")
         ->check(CLI::IsMember({"kernel", "udev"}));
@@ -42,6 +54,10 @@ int main(int argc, char **argv)
     app.add_option("--probe-port", serve.probePort,
                    "TCP port of the gRPC health service for Kubernetes probes (services 'liveness' and "
                    "'readiness'); 0 disables it")
+        ->check(CLI::Range(0, 65535));
+
+    app.add_option("--metrics-port", serve.metricsPort,
+                   "TCP port of the Prometheus metrics endpoint (/metrics); 0 disables it")
         ->check(CLI::Range(0, 65535));
 
     app.add_option("--health-interval", serve.healthIntervalSeconds,
@@ -63,6 +79,11 @@ int main(int argc, char **argv)
                                                 "resource it is advertised under or why it is not");
     list->add_flag("--json", json, "Print JSON instead of a table");
     list->fallthrough();
+    CLI::App *checkConfig = app.add_subcommand(
+        "check-config", "Validate a resource configuration and print, for this node, every device with the "
+                        "resource it would get and the rule that decided it");
+    checkConfig->add_option("FILE", checkedConfig, "The configuration to check")->required();
+    checkConfig->fallthrough();
     app.require_subcommand(0, 1);
 
     try {
@@ -86,5 +107,7 @@ int main(int argc, char **argv)
 
     if (list->parsed())
         return runListCommand(common, json);
+    if (checkConfig->parsed())
+        return runCheckConfigCommand(common, checkedConfig);
     return runDaemon(common, serve);
 }

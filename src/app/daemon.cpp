@@ -1,5 +1,6 @@
 #include "app/daemon.h"
 
+#include "app/config_reloader.h"
 #include "app/health_pass.h"
 #include "app/probe_server.h"
 #include "app/event_dispatch.h"
@@ -7,6 +8,8 @@
 #include "base/strings.h"
 #include "app/vgpu_profile_watch.h"
 #include "device/registry.h"
+#include "metrics/metrics_server.h"
+#include "metrics/prometheus_metrics.h"
 #include "monitor/directory_watch.h"
 #include "monitor/uevent_monitor.h"
 #include "plugin/kubelet_watch.h"
@@ -33,11 +36,12 @@ bool isDirectory(const std::string &path)
 class Daemon {
 public:
     Daemon(const CommonOptions &common, const ServeOptions &serve)
-        : common_(common), serve_(serve), names_(common.pciIds),
+        : common_(common), serve_(serve), names_(common.pciIds), metrics_(serve.version),
           registry_(SysfsTree(common.sysfsRoot), DevTree(common.devRoot), names_),
-          plugins_(loop_, PluginConfig{common.pluginDir, SysfsTree(common.sysfsRoot), DevTree(common.devRoot)}),
+          plugins_(loop_,
+                   PluginConfig{common.pluginDir, SysfsTree(common.sysfsRoot), DevTree(common.devRoot), &metrics_}),
           events_(loop_, registry_,
-                  [this](std::map<std::string, Resource> changed) { plugins_.update(std::move(changed)); })
+                  [this](std::map<std::string, Resource> changed) { plugins_.update(std::move(changed)); }, metrics_)
     {
     }
 
@@ -60,9 +64,15 @@ public:
             if (uevents_ && !uevents_->ensureListening())
                 log::error("still no uevent monitor: devices added later are not seen until SIGHUP");
             events_.requestRescan("SIGHUP");
+            if (config_)
+                config_->reload();
         }));
 
+        if (!common_.configPath.empty() && !loadConfig())
+            return 1;
         if (serve_.probePort != 0 && !startProbes())
+            return 1;
+        if (serve_.metricsPort != 0 && !startMetrics())
             return 1;
 
         // The monitor is enabled before the first scan so that nothing that
@@ -80,15 +90,24 @@ public:
             if (profileWatch_)
                 profileWatch_->follow();
         });
-        log::info("scanning", {{"sysfs", common_.sysfsRoot}});
+        log::info("scanning", {{"sysfs", common_.sysfsRoot}, {"node", common_.nodeName}});
         events_.initialScan();
         for (const EgmRegion &region : registry_.egmRegions())
             logEgmRegion(region);
+        if (config_) {
+            if (Result<bool> fits = config_->checkAtStart(); !fits) {
+                log::error("the configuration does not fit this node", {{"error", fits.error()}});
+                return 1;
+            }
+            config_->watch(loop_);
+        }
         startHealthTimer();
 
         loop_.run();
 
         probes_.reset(); // its checks post to the loop: stop it while the loop can still drop posts
+        metricsServer_.reset();
+        config_.reset();
         healthPass_.reset();
         profileWatch_.reset();
         uevents_.reset();
@@ -103,6 +122,36 @@ public:
     }
 
 private:
+    // Read before anything starts: a configuration that cannot be used is an
+    // error to exit with, not something to find out on the first device.
+    bool loadConfig()
+    {
+        config_ = std::make_unique<ConfigReloader>(
+            common_.configPath, common_.nodeName, metrics_,
+            ConfigReloader::Target{[this](const NodeRules &rules) { return registry_.conflictOfRules(rules); },
+                                   [this](std::shared_ptr<const NodeRules> rules) {
+                                       registry_.setRules(std::move(rules));
+                                       events_.rulesChanged();
+                                   }});
+        if (Result<bool> loaded = config_->loadAtStart(); !loaded) {
+            log::error("cannot use the configuration", {{"error", loaded.error()}});
+            return false;
+        }
+        return true;
+    }
+
+    // Scrapes are served by the exposer's own thread from the metrics' atomics.
+    bool startMetrics()
+    {
+        std::string error;
+        metricsServer_ =
+            MetricsServer::start(fmt::format("0.0.0.0:{}", serve_.metricsPort), metrics_.registry(), error);
+        if (!metricsServer_)
+            log::error("cannot serve the metrics; is --metrics-port free?",
+                       {{"port", std::to_string(serve_.metricsPort)}, {"error", error}});
+        return metricsServer_ != nullptr;
+    }
+
     // Liveness: a task posted to the loop runs within a second, and the plugin
     // directory is still there. Readiness: every resource is registered with
     // the kubelet (asked on the loop too).
@@ -228,11 +277,14 @@ private:
     const ServeOptions serve_;
     EventLoop loop_;
     PciIdsDatabase names_;
+    PrometheusMetrics metrics_;
     DeviceRegistry registry_;
     std::unique_ptr<VgpuProfileWatch> profileWatch_;
     PluginManager plugins_;
     EventDispatch events_;
     std::unique_ptr<ProbeServer> probes_;
+    std::unique_ptr<MetricsServer> metricsServer_;
+    std::unique_ptr<ConfigReloader> config_;
     std::atomic<bool> stopping_{false};
     std::unique_ptr<UeventMonitor> uevents_;
     std::unique_ptr<HealthPass> healthPass_;

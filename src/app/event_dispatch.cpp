@@ -75,13 +75,14 @@ void applyUevent(DeviceRegistry &registry, const Uevent &event)
     }
 }
 
-EventDispatch::EventDispatch(EventLoop &loop, DeviceRegistry &registry, Publish publish)
-    : loop_(loop), registry_(registry), publish_(std::move(publish))
+EventDispatch::EventDispatch(EventLoop &loop, DeviceRegistry &registry, Publish publish, Metrics &metrics)
+    : loop_(loop), registry_(registry), publish_(std::move(publish)), metrics_(metrics)
 {
 }
 
 void EventDispatch::initialScan()
 {
+    metrics_.rescan("start");
     registry_.rescan();
     const NodeObservation &node = registry_.observation();
     log::info("initial scan done", {{"functions", std::to_string(node.functions.size())},
@@ -96,6 +97,9 @@ void EventDispatch::initialScan()
 void EventDispatch::uevent(const Uevent &event)
 {
     log::debug("uevent", {{"action", event.action}, {"subsystem", event.subsystem}, {"device", event.sysname}});
+    metrics_.ueventReceived(event.subsystem, event.action);
+    if (!firstEventAt_)
+        firstEventAt_ = std::chrono::steady_clock::now();
     applyUevent(registry_, event);
     reportProblem(event.sysname);
 }
@@ -105,6 +109,7 @@ void EventDispatch::ueventBatchEnd(UeventMonitor::BatchEnd end)
     if (end == UeventMonitor::BatchEnd::Lost) {
         // The queue is empty again, so a scan now sees everything the
         // dropped events would have said.
+        metrics_.overflow("uevent");
         requestRescan("uevents lost");
         return;
     }
@@ -115,6 +120,10 @@ void EventDispatch::ueventBatchEnd(UeventMonitor::BatchEnd end)
 void EventDispatch::devChanged(DevDirectory directory, DirectoryWatch::Change change, const std::string &name)
 {
     log::debug("device node changed", {{"name", name}});
+    if (!firstEventAt_)
+        firstEventAt_ = std::chrono::steady_clock::now();
+    if (change == DirectoryWatch::Change::Overflow)
+        metrics_.overflow("inotify");
     bool unknown = change == DirectoryWatch::Change::Overflow || change == DirectoryWatch::Change::DirectoryGone;
     switch (directory) {
     case DevDirectory::Vfio:
@@ -146,6 +155,12 @@ void EventDispatch::healthRead()
         publish();
 }
 
+void EventDispatch::rulesChanged()
+{
+    if (!rescanQueued_)
+        publish();
+}
+
 void EventDispatch::requestRescan(const std::string &why)
 {
     if (stopped_)
@@ -171,6 +186,7 @@ void EventDispatch::runRescan()
     log::info("rescanning every device",
               {{"reason", rescanReason_}, {"requests", std::to_string(rescanRequests_)}});
     rescanRequests_ = 0;
+    metrics_.rescan(rescanReason_ == "uevents lost" ? "overflow" : rescanReason_ == "SIGHUP" ? "sighup" : "other");
     registry_.rescan();
     publish();
 }
@@ -188,8 +204,14 @@ void EventDispatch::publish()
     for (const DeviceIndex::Change &change : registry_.takeChanges())
         logChange(change);
     std::map<std::string, Resource> changed = registry_.takeChangedResources();
-    if (!changed.empty())
+    if (!changed.empty()) {
+        metrics_.resourcesPublished(changed);
         publish_(std::move(changed));
+    }
+    if (firstEventAt_) {
+        metrics_.eventToPublish(std::chrono::steady_clock::now() - *firstEventAt_);
+        firstEventAt_.reset();
+    }
     if (published_)
         published_();
 }

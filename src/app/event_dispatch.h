@@ -18,12 +18,15 @@
 
 #include "device/registry.h"
 #include "loop/event_loop.h"
+#include "metrics/metrics.h"
 #include "monitor/directory_watch.h"
 #include "monitor/uevent_monitor.h"
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace kvgpu {
@@ -42,7 +45,8 @@ public:
     // Receives the resources whose lists changed, in full (the plugin manager).
     using Publish = std::function<void(std::map<std::string, Resource>)>;
 
-    EventDispatch(EventLoop &loop, DeviceRegistry &registry, Publish publish);
+    // Events, rescans, overflows and publishes are counted in `metrics`.
+    EventDispatch(EventLoop &loop, DeviceRegistry &registry, Publish publish, Metrics &metrics = Metrics::none());
     EventDispatch(const EventDispatch &) = delete;
     EventDispatch &operator=(const EventDispatch &) = delete;
 
@@ -60,6 +64,8 @@ public:
     // Runs after every publish (whether or not a list changed), e.g. for the
     // profile watch to start or stop with the VFs.
     void onPublished(std::function<void()> hook) { published_ = std::move(hook); }
+    // The configured rules changed and every device was re-derived: publish the moves.
+    void rulesChanged();
 
     // Queues one full rescan (coalesced with every request until it runs).
     void requestRescan(const std::string &why);
@@ -74,6 +80,8 @@ private:
     EventLoop &loop_;
     DeviceRegistry &registry_;
     Publish publish_;
+    Metrics &metrics_;
+    std::optional<std::chrono::steady_clock::time_point> firstEventAt_; // of the batch not yet published
     bool rescanQueued_ = false;
     unsigned long rescanRequests_ = 0; // since the last run, for the log
     std::string rescanReason_;         // of the first of them

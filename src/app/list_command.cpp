@@ -2,6 +2,7 @@
 
 #include "app/options.h"
 #include "base/strings.h"
+#include "config/config_parser.h"
 #include "device/device_index.h"
 #include "device/node_reader.h"
 #include "device/nvml_vgpu_types.h"
@@ -29,6 +30,8 @@ std::string status(const DeviceRow &row)
         s += " (" + row.reason + ")";
     for (const std::string &warning : row.warnings)
         s += "; warning: " + warning;
+    if (!row.rule.empty())
+        s += "; named by rule " + row.rule;
     return s;
 }
 
@@ -101,14 +104,14 @@ std::string formatDeviceJson(const Inventory &inventory)
         out += i ? ",\n    {" : "\n    {";
         out += fmt::format("\"id\": {}, \"kind\": {}, \"ids\": {}, \"model\": {}, \"driver\": {}, \"class\": {}, "
                            "\"iommuGroup\": {}, \"numaNode\": {}, \"resource\": {}, \"health\": {}, \"reason\": {}, "
-                           "\"warnings\": [{}]}}",
+                           "\"warnings\": [{}], \"rule\": {}}}",
                            jsonString(r.id), jsonString(r.kind), jsonString(r.ids), jsonString(r.model),
                            jsonString(r.driver), jsonString(r.deviceClass),
                            r.iommuGroup < 0 ? "null" : std::to_string(r.iommuGroup),
                            r.numaNode < 0 ? "null" : std::to_string(r.numaNode),
                            r.resource.empty() ? "null" : jsonString(r.resource),
                            r.health.empty() ? "null" : jsonString(r.health), jsonString(r.reason),
-                           jsonList(r.warnings));
+                           jsonList(r.warnings), r.rule.empty() ? "null" : jsonString(r.rule));
     }
     out += inventory.rows.empty() ? "],\n" : "\n  ],\n";
     out += "  \"resources\": [";
@@ -160,12 +163,21 @@ int runListCommand(const CommonOptions &options, bool json)
         std::fprintf(stderr, "error: %s is not a sysfs tree (no bus/pci/devices)\n", options.sysfsRoot.c_str());
         return 1;
     }
+    std::optional<NodeRules> rules;
+    if (!options.configPath.empty()) {
+        Result<ResourceConfig, ConfigError> config = loadResourceConfig(options.configPath);
+        if (!config) {
+            std::fprintf(stderr, "error: %s\n", config.error().c_str());
+            return 1;
+        }
+        rules = rulesForNode(*config, options.nodeName);
+    }
     DevTree dev(options.devRoot);
     NodeObservation node = scanNode(sysfs, dev);
     VgpuNameBook vgpuNames(options.stateDir.empty() ? std::string() : options.stateDir + "/" + kVgpuNameFile,
                            std::make_unique<NvmlVgpuTypes>());
     vgpuNames.recallInto(node);
-    Inventory inventory = deriveInventory(node, names);
+    Inventory inventory = deriveInventory(node, names, rules ? &*rules : nullptr);
     std::string text = json ? formatDeviceJson(inventory)
                             : formatDeviceTable(inventory) + formatEgmRegions(readEgmRegions(sysfs, dev)) +
                                   formatDevNodes(dev);

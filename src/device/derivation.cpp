@@ -6,6 +6,8 @@
 #include "device/vfio_drivers.h"
 #include "device/vgpu_names.h"
 
+#include <map>
+
 #include <fmt/format.h>
 
 namespace kvgpu {
@@ -60,6 +62,30 @@ void advertise(DerivedDevice &out, const NamedResource &name, DeviceKind kind, A
     out.device = std::move(device);
 }
 
+const char *kindName(DeviceKind kind)
+{
+    switch (kind) {
+    case DeviceKind::Vgpu: return "vGPU";
+    case DeviceKind::SriovVgpu: return "SR-IOV vGPU";
+    case DeviceKind::Passthrough: break;
+    }
+    return "passthrough";
+}
+
+// Applies the rule that decided the device, if one did: false when it
+// excluded the device, else `name` is the resource to advertise it under.
+bool applyRule(DerivedDevice &out, const RuleDecision &decision, NamedResource &name)
+{
+    out.row.rule = decision.rule;
+    if (decision.excluded) {
+        out.row.reason = "excluded by rule " + decision.rule;
+        return false;
+    }
+    if (!decision.resource.empty())
+        name = NamedResource{decision.resource, {}}; // validated when the configuration was read
+    return true;
+}
+
 } // namespace
 
 namespace {
@@ -78,7 +104,7 @@ std::string sriovParentNote(const PciFunction &pf, const NodeObservation &node)
 }
 
 void deriveSriovVf(DerivedDevice &out, const PciFunction &f, const NodeObservation &node,
-                   const HealthHistories &histories)
+                   const HealthHistories &histories, const NodeRules *rules)
 {
     DeviceRow &row = out.row;
     out.kind = DeviceKind::SriovVgpu;
@@ -112,7 +138,10 @@ void deriveSriovVf(DerivedDevice &out, const PciFunction &f, const NodeObservati
         return;
     }
     row.model = *lookup.name;
-    advertise(out, sriovVgpuResourceName(*lookup.name, id), DeviceKind::SriovVgpu,
+    NamedResource name = sriovVgpuResourceName(*lookup.name, id);
+    if (!applyRule(out, decideByRules(rules, factsOfSriovVf(f, *lookup.name)), name))
+        return;
+    advertise(out, name, DeviceKind::SriovVgpu,
               AdvertisedDevice{.id = f.address, .numaNode = f.numaNode, .iommuGroup = f.iommuGroup,
                                .pciePath = f.pciePath, .vgpuTypeId = id},
               judgeSriovVf(f, node, histories));
@@ -121,7 +150,7 @@ void deriveSriovVf(DerivedDevice &out, const PciFunction &f, const NodeObservati
 } // namespace
 
 DerivedDevice deriveFunction(const PciFunction &f, const NodeObservation &node, const HealthHistories &histories,
-                             PciNameSource &names)
+                             PciNameSource &names, const NodeRules *rules)
 {
     DerivedDevice out;
     DeviceRow &row = out.row;
@@ -136,7 +165,7 @@ DerivedDevice deriveFunction(const PciFunction &f, const NodeObservation &node, 
         .numaNode = f.numaNode,
     };
     if (!f.physfn.empty() && isAdvertisedClass(f.classCode)) {
-        deriveSriovVf(out, f, node, histories);
+        deriveSriovVf(out, f, node, histories, rules);
     } else if (!isPassthroughDriver(f.driver)) {
         row.reason = f.driver.empty() ? std::string("not bound to any driver")
                                       : fmt::format("bound to {}, not vfio-pci", f.driver);
@@ -150,8 +179,9 @@ DerivedDevice deriveFunction(const PciFunction &f, const NodeObservation &node, 
                          : fmt::format("{} function: {}", row.deviceClass, f.iommuGroupProblem);
     } else if (f.iommuGroup < 0) {
         row.reason = fmt::format("cannot read iommu_group: {}", f.iommuGroupProblem);
-    } else {
-        advertise(out, passthroughResourceName(f, names), DeviceKind::Passthrough,
+    } else if (NamedResource name = passthroughResourceName(f, names);
+               applyRule(out, decideByRules(rules, factsOfFunction(f, names)), name)) {
+        advertise(out, name, DeviceKind::Passthrough,
                   AdvertisedDevice{.id = f.address, .numaNode = f.numaNode, .iommuGroup = f.iommuGroup,
                                    .pciePath = f.pciePath},
                   judgePassthrough(f, node, histories));
@@ -174,7 +204,8 @@ DerivedDevice deriveUnreadableFunction(const UnreadableFunction &unreadable)
     return out;
 }
 
-DerivedDevice deriveMdev(const Mdev &m, const NodeObservation &node, const HealthHistories &histories)
+DerivedDevice deriveMdev(const Mdev &m, const NodeObservation &node, const HealthHistories &histories,
+                         const NodeRules *rules)
 {
     DerivedDevice out;
     out.kind = DeviceKind::Vgpu;
@@ -196,10 +227,10 @@ DerivedDevice deriveMdev(const Mdev &m, const NodeObservation &node, const Healt
     } else if (NamedResource name = vgpuResourceName(m); name.name == resourceName("")) {
         // Neither the type's name nor its id has a character a resource name may hold.
         row.reason = fmt::format("vGPU type {} has no name usable as a resource name", quoteIfNeeded(m.typeId));
-    } else {
+    } else if (applyRule(out, decideByRules(rules, factsOfMdev(m, node)), name)) {
         advertise(out, name, DeviceKind::Vgpu,
                   AdvertisedDevice{.id = m.uuid, .numaNode = m.numaNode, .iommuGroup = m.iommuGroup,
-                                   .pciePath = m.pciePath},
+                                   .pciePath = m.pciePath, .vgpuType = m.typeId},
                   judgeVgpu(m, node, histories));
     }
     return out;
@@ -214,16 +245,48 @@ DerivedDevice deriveUnreadableMdev(const std::string &uuid, const std::string &p
 }
 
 std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const HealthHistories &histories,
-                                          const std::string &id, PciNameSource &names)
+                                          const std::string &id, PciNameSource &names, const NodeRules *rules)
 {
     if (auto f = node.functions.find(id); f != node.functions.end())
-        return deriveFunction(f->second, node, histories, names);
+        return deriveFunction(f->second, node, histories, names, rules);
     if (auto m = node.mdevs.find(id); m != node.mdevs.end())
-        return deriveMdev(m->second, node, histories);
+        return deriveMdev(m->second, node, histories, rules);
     if (auto u = node.unreadableFunctions.find(id); u != node.unreadableFunctions.end())
         return deriveUnreadableFunction(u->second);
     if (auto u = node.unreadableMdevs.find(id); u != node.unreadableMdevs.end())
         return deriveUnreadableMdev(id, u->second);
+    return std::nullopt;
+}
+
+std::optional<std::string> kindConflict(const NodeObservation &node, const HealthHistories &histories,
+                                        PciNameSource &names, const NodeRules &rules)
+{
+    struct Holder {
+        DeviceKind kind;
+        std::string id;
+        std::string rule;
+    };
+    std::map<std::string, Holder> holders;
+    auto describe = [](const Holder &h) {
+        return fmt::format("{} {} ({})", kindName(h.kind), h.id,
+                           h.rule.empty() ? std::string("its default name") : "rule " + h.rule);
+    };
+    auto claim = [&](const DerivedDevice &derived) -> std::optional<std::string> {
+        if (derived.resource.empty())
+            return std::nullopt;
+        Holder mine{derived.kind, derived.row.id, derived.row.rule};
+        auto [it, fresh] = holders.emplace(derived.resource, mine);
+        if (fresh || it->second.kind == derived.kind)
+            return std::nullopt;
+        return fmt::format("resource {} would hold both {} and {}; KubeVirt needs one kind of device per resource",
+                           derived.resource, describe(it->second), describe(mine));
+    };
+    for (const auto &[address, f] : node.functions)
+        if (auto conflict = claim(deriveFunction(f, node, histories, names, &rules)))
+            return conflict;
+    for (const auto &[uuid, m] : node.mdevs)
+        if (auto conflict = claim(deriveMdev(m, node, histories, &rules)))
+            return conflict;
     return std::nullopt;
 }
 

@@ -13,6 +13,7 @@
 #include "device/pci_names.h"
 #include "device/resource.h"
 #include "device/resource_naming.h"
+#include "device/rule_decision.h"
 
 #include <optional>
 #include <string>
@@ -29,20 +30,31 @@ struct DerivedDevice {
     AdvertisedDevice device;
 };
 
+// `rules` (may be null) are the configured rules of this node: the first that
+// matches an advertisable device names or excludes it.
 DerivedDevice deriveFunction(const PciFunction &function, const NodeObservation &node,
-                             const HealthHistories &histories, PciNameSource &names);
+                             const HealthHistories &histories, PciNameSource &names,
+                             const NodeRules *rules = nullptr);
 DerivedDevice deriveUnreadableFunction(const UnreadableFunction &unreadable);
-DerivedDevice deriveMdev(const Mdev &mdev, const NodeObservation &node, const HealthHistories &histories);
+DerivedDevice deriveMdev(const Mdev &mdev, const NodeObservation &node, const HealthHistories &histories,
+                         const NodeRules *rules = nullptr);
 DerivedDevice deriveUnreadableMdev(const std::string &uuid, const std::string &problem);
 
 // The derivation of one device of `node` by id: nullopt when the node has no
 // such NVIDIA function or mdev.
 std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const HealthHistories &histories,
-                                          const std::string &id, PciNameSource &names);
+                                          const std::string &id, PciNameSource &names,
+                                          const NodeRules *rules = nullptr);
+
+// Why `rules` cannot apply to `node` as it is now: a resource name that
+// would hold both passthrough GPUs and vGPUs (KubeVirt reads one variable
+// prefix per resource). nullopt when they can.
+std::optional<std::string> kindConflict(const NodeObservation &node, const HealthHistories &histories,
+                                        PciNameSource &names, const NodeRules &rules);
 
 // The resource a device is advertised under, and what repairing its name
-// changed (empty when nothing). The same rules serve discovery and Allocate's
-// re-check of a vGPU's type.
+// changed (empty when nothing): the default names, kept when no configured
+// rule names the device.
 struct NamedResource {
     std::string name;
     std::string repair;

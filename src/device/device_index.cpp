@@ -144,23 +144,24 @@ Inventory DeviceIndex::inventory() const
     return out;
 }
 
-Inventory deriveInventory(const NodeObservation &node, const HealthHistories &histories, PciNameSource &names)
+Inventory deriveInventory(const NodeObservation &node, const HealthHistories &histories, PciNameSource &names,
+                          const NodeRules *rules)
 {
     DeviceIndex index;
     for (const auto &[address, f] : node.functions)
-        index.set(address, deriveFunction(f, node, histories, names));
+        index.set(address, deriveFunction(f, node, histories, names, rules));
     for (const auto &[address, unreadable] : node.unreadableFunctions)
         index.set(address, deriveUnreadableFunction(unreadable));
     for (const auto &[uuid, m] : node.mdevs)
-        index.set(uuid, deriveMdev(m, node, histories));
+        index.set(uuid, deriveMdev(m, node, histories, rules));
     for (const auto &[uuid, problem] : node.unreadableMdevs)
         index.set(uuid, deriveUnreadableMdev(uuid, problem));
     return index.inventory();
 }
 
-Inventory deriveInventory(const NodeObservation &node, PciNameSource &names)
+Inventory deriveInventory(const NodeObservation &node, PciNameSource &names, const NodeRules *rules)
 {
-    return deriveInventory(node, HealthHistories::firstReading(node), names);
+    return deriveInventory(node, HealthHistories::firstReading(node), names, rules);
 }
 
 } // namespace kvgpu

@@ -64,8 +64,10 @@ private:
 
 // The inventory of a whole node at once, built as the registry builds it one
 // device at a time.
-Inventory deriveInventory(const NodeObservation &node, const HealthHistories &histories, PciNameSource &names);
+// `rules` (may be null) are the configured rules of the node.
+Inventory deriveInventory(const NodeObservation &node, const HealthHistories &histories, PciNameSource &names,
+                          const NodeRules *rules = nullptr);
 // The same for a node seen once, with no health history before (`list`).
-Inventory deriveInventory(const NodeObservation &node, PciNameSource &names);
+Inventory deriveInventory(const NodeObservation &node, PciNameSource &names, const NodeRules *rules = nullptr);
 
 } // namespace kvgpu

@@ -26,6 +26,7 @@ struct DeviceRow {
     std::string reason;      // why not advertised, or why unhealthy
     std::string health;      // "Healthy"/"Unhealthy" when advertised
     std::vector<std::string> warnings; // reported, not unhealthy (no reset method, slow link)
+    std::string rule;        // the configured rule that named or excluded it; empty when none did
 };
 
 struct Inventory {

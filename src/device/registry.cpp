@@ -78,7 +78,19 @@ size_t DeviceRegistry::refreshVgpuProfiles()
 
 void DeviceRegistry::rederive(const std::string &id)
 {
-    index_.set(id, deriveDevice(node_, history_, id, names_));
+    index_.set(id, deriveDevice(node_, history_, id, names_, rules_.get()));
+}
+
+void DeviceRegistry::setRules(std::shared_ptr<const NodeRules> rules)
+{
+    rules_ = std::move(rules);
+    for (const std::string &id : index_.ids())
+        rederive(id);
+}
+
+std::optional<std::string> DeviceRegistry::conflictOfRules(const NodeRules &rules)
+{
+    return kindConflict(node_, history_, names_, rules);
 }
 
 void DeviceRegistry::rescan()

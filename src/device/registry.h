@@ -19,6 +19,8 @@
 #include "device/vgpu_name_book.h"
 
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,14 @@ public:
     // Re-reads every VFIO group node and whether /dev/iommu exists.
     void reconcileDevNodes();
     void reconcileVfioNode(int group);
+    // Makes `rules` (null: none) the configured rules and re-derives every
+    // device with them; devices that change resource leave the old list and
+    // join the new one in the same takeChangedResources().
+    void setRules(std::shared_ptr<const NodeRules> rules);
+    // Why `rules` cannot apply to the devices on the node now (one resource
+    // name for two kinds of device), or nullopt when they can.
+    std::optional<std::string> conflictOfRules(const NodeRules &rules);
+
     // The functions whose signals change without an event (power state,
     // config space liveness, AER counters): every NVIDIA GPU and NVSwitch.
     std::vector<std::string> polledHealthTargets() const;
@@ -85,6 +95,7 @@ private:
     PciNameSource &names_;
     VgpuNameBook vgpuNames_;
     std::vector<EgmRegion> egm_;
+    std::shared_ptr<const NodeRules> rules_;
     NodeObservation node_;
     HealthHistories history_; // follows node_: updated right after each observation is applied
     DeviceIndex index_;

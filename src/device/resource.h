@@ -25,6 +25,7 @@ struct AdvertisedDevice {
     int iommuGroup = -1;
     std::vector<std::string> pciePath; // topology above the device, top first
     std::uint32_t vgpuTypeId = 0;      // an SR-IOV vGPU VF's profile when advertised, for Allocate's re-check
+    std::string vgpuType;              // a vGPU's mdev type id when advertised; Allocate checks it still is
 
     bool operator==(const AdvertisedDevice &) const = default;
 };

@@ -63,9 +63,15 @@ Result<AllocatableDevice, AllocationError> readVgpu(const SysfsTree &sysfs, cons
     case MdevObservation::State::Present:
         break;
     }
-    std::string now = vgpuResourceName(seen.mdev).name;
-    if (now != resource.name)
-        return failed(fmt::format("vGPU {} is now of type {}, not {}", id, now, resource.name));
+    // The type, not the resource name: a configured rule may have named the
+    // resource anything. A UUID re-created with another type is another device.
+    auto advertised = std::find_if(resource.devices.begin(), resource.devices.end(),
+                                   [&](const AdvertisedDevice &d) { return d.id == id; });
+    std::string was = advertised == resource.devices.end() ? std::string() : advertised->vgpuType;
+    if (seen.mdev.typeId != was)
+        return failed(fmt::format("vGPU {} is now of type {} ({}), not {} as advertised in {}", id, seen.mdev.typeId,
+                                  seen.mdev.typeName.empty() ? "no name" : seen.mdev.typeName,
+                                  was.empty() ? "unknown" : was, resource.name));
     return AllocatableDevice{id, seen.mdev.iommuGroup, seen.mdev.vfioDevice};
 }
 

@@ -106,8 +106,8 @@ private:
 };
 
 DevicePluginService::DevicePluginService(std::shared_ptr<const Resource> initial, SysfsTree sysfs,
-                                         DevTree dev, StreamEnded streamEnded)
-    : sysfs_(std::move(sysfs)), dev_(std::move(dev)), streamEnded_(std::move(streamEnded)),
+                                         DevTree dev, StreamEnded streamEnded, Metrics &metrics)
+    : sysfs_(std::move(sysfs)), dev_(std::move(dev)), streamEnded_(std::move(streamEnded)), metrics_(metrics),
       resource_(std::move(initial)),
       message_(ListAndWatchMessage::build(*resource_))
 {
@@ -218,10 +218,14 @@ grpc::ServerUnaryReactor *DevicePluginService::Allocate(grpc::CallbackServerCont
                                                         v1beta1::AllocateResponse *response)
 {
     std::shared_ptr<const Resource> resource = snapshot();
-    auto *reactor = context->DefaultReactor();
+    grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
+    auto finish = [&](const grpc::Status &status) {
+        metrics_.allocateCall(resource->name, status.error_code());
+        reactor->Finish(status);
+    };
     if (request->container_requests().empty()) {
-        reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                     "Allocate request for " + resource->name + " has no container requests"));
+        finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "Allocate request for " + resource->name + " has no container requests"));
         return reactor;
     }
     for (const auto &container : request->container_requests()) {
@@ -230,9 +234,9 @@ grpc::ServerUnaryReactor *DevicePluginService::Allocate(grpc::CallbackServerCont
         if (!result) {
             bool invalid = result.failure().code == AllocationError::Code::InvalidArgument;
             log::warn("Allocate refused", {{"resource", resource->name}, {"reason", result.error()}});
-            reactor->Finish(grpc::Status(invalid ? grpc::StatusCode::INVALID_ARGUMENT
-                                                 : grpc::StatusCode::FAILED_PRECONDITION,
-                                         result.error()));
+            finish(grpc::Status(invalid ? grpc::StatusCode::INVALID_ARGUMENT
+                                        : grpc::StatusCode::FAILED_PRECONDITION,
+                                result.error()));
             return reactor;
         }
         auto *out = response->add_container_responses();
@@ -246,7 +250,7 @@ grpc::ServerUnaryReactor *DevicePluginService::Allocate(grpc::CallbackServerCont
         }
         log::info("allocated", {{"resource", resource->name}, {"devices", join(ids, ",")}});
     }
-    reactor->Finish(grpc::Status::OK);
+    finish(grpc::Status::OK);
     return reactor;
 }
 

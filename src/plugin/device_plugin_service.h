@@ -17,6 +17,7 @@
 #include "device/resource.h"
 #include "device/node_reader.h"
 #include "device/sysfs.h"
+#include "metrics/metrics.h"
 #include "plugin/list_and_watch_message.h"
 
 #include <functional>
@@ -42,8 +43,9 @@ public:
     // true when the kubelet cancelled it (rather than us closing it).
     using StreamEnded = std::function<void(bool byClient)>;
 
+    // Allocate calls are counted in `metrics`, which must outlive the service.
     DevicePluginService(std::shared_ptr<const Resource> initial, SysfsTree sysfs, DevTree dev,
-                        StreamEnded streamEnded);
+                        StreamEnded streamEnded, Metrics &metrics = Metrics::none());
     ~DevicePluginService() override;
 
     // Makes `resource` the current snapshot. Open streams get a new message only
@@ -78,6 +80,7 @@ private:
     const SysfsTree sysfs_;
     const DevTree dev_;
     const StreamEnded streamEnded_;
+    Metrics &metrics_;
 
     mutable std::mutex mutex_;
     std::shared_ptr<const Resource> resource_;                       // guarded by mutex_

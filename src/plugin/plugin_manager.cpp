@@ -24,9 +24,11 @@ void PluginManager::Tally::end()
 }
 
 PluginManager::PluginManager(EventLoop &loop, PluginConfig config)
-    : PluginManager(loop, config.pluginDir, std::make_unique<GrpcEndpointFactory>(config.sysfs, config.dev),
+    : PluginManager(loop, config.pluginDir,
+                    std::make_unique<GrpcEndpointFactory>(config.sysfs, config.dev, *config.metrics),
                     std::make_unique<GrpcKubeletRegistrar>(config.pluginDir + "/" + kKubeletSocketName))
 {
+    metrics_ = config.metrics;
 }
 
 PluginManager::PluginManager(EventLoop &loop, std::string pluginDir, std::unique_ptr<EndpointFactory> endpoints,
@@ -264,6 +266,7 @@ void PluginManager::sendRegister(Entry &entry, const KubeletInstance &kubelet)
     entry.call = serial;
     entry.target = kubelet;
     entry.state = Registration::Registering;
+    metrics_->registrationState(entry.name, false);
 }
 
 void PluginManager::cancelCall(Entry &entry)
@@ -283,6 +286,8 @@ void PluginManager::registrationDone(const std::string &name, unsigned serial, c
         return; // cancelled, or a newer call has taken over since this one started
     Entry &entry = it->second;
     entry.call = 0;
+    metrics_->registrationFinished(name, status.ok());
+    metrics_->registrationState(name, status.ok());
     if (status.ok()) {
         entry.state = Registration::Registered;
         entry.registeredAt = std::chrono::steady_clock::now();

@@ -28,6 +28,7 @@
 #include "loop/event_loop.h"
 #include "plugin/kubelet_registrar.h"
 #include "plugin/resource_endpoint.h"
+#include "metrics/metrics.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -43,6 +44,7 @@ struct PluginConfig {
     std::string pluginDir;
     SysfsTree sysfs;
     DevTree dev;
+    Metrics *metrics = &Metrics::none(); // registrations and Allocate calls are counted here
 };
 
 struct PluginTiming {
@@ -144,6 +146,7 @@ private:
     const std::string pluginDir_;
     const std::unique_ptr<EndpointFactory> endpoints_;
     const std::unique_ptr<KubeletRegistrar> registrar_;
+    Metrics *metrics_ = &Metrics::none(); // registrations are counted here
     const PluginTiming timing_;
     std::map<std::string, Entry> entries_;
     // Owned until their completion arrives (never destroyed inside it).

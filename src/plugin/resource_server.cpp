@@ -55,7 +55,8 @@ void ResourceServer::stopNow()
     ::unlink(socketPath_.c_str());
 }
 
-GrpcEndpointFactory::GrpcEndpointFactory(SysfsTree sysfs, DevTree dev) : sysfs_(std::move(sysfs)), dev_(std::move(dev))
+GrpcEndpointFactory::GrpcEndpointFactory(SysfsTree sysfs, DevTree dev, Metrics &metrics)
+    : sysfs_(std::move(sysfs)), dev_(std::move(dev)), metrics_(metrics)
 {
 }
 
@@ -63,7 +64,8 @@ Result<std::unique_ptr<ResourceEndpoint>> GrpcEndpointFactory::serve(const std::
                                                                      std::shared_ptr<const Resource> resource,
                                                                      StreamEnded streamEnded)
 {
-    auto service = std::make_unique<DevicePluginService>(std::move(resource), sysfs_, dev_, std::move(streamEnded));
+    auto service = std::make_unique<DevicePluginService>(std::move(resource), sysfs_, dev_, std::move(streamEnded),
+                                                         metrics_);
     auto server = ResourceServer::start(socketPath, std::move(service));
     if (!server)
         return server.failure();

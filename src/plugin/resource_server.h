@@ -59,7 +59,8 @@ private:
 // Serves DevicePluginServices that read the given trees for Allocate.
 class GrpcEndpointFactory final : public EndpointFactory {
 public:
-    GrpcEndpointFactory(SysfsTree sysfs, DevTree dev);
+    // Allocate calls are counted in `metrics`, which must outlive the factory's servers.
+    GrpcEndpointFactory(SysfsTree sysfs, DevTree dev, Metrics &metrics = Metrics::none());
     Result<std::unique_ptr<ResourceEndpoint>> serve(const std::string &socketPath,
                                                     std::shared_ptr<const Resource> resource,
                                                     StreamEnded streamEnded) override;
@@ -67,6 +68,7 @@ public:
 private:
     const SysfsTree sysfs_;
     const DevTree dev_;
+    Metrics &metrics_;
 };
 
 } // namespace kvgpu

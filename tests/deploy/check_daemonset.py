@@ -159,13 +159,38 @@ while i < len(args):
     given[name] = value
     i += 1
 
+# The configuration file --config names comes from a ConfigMap of manifests/.
+configmaps = {doc["metadata"]["name"]: doc for _, doc in objects_of_kind("ConfigMap", ["manifests"])}
+
+
+def configmap_file(path):
+    """The text a ConfigMap volume mounted over `path` puts there, or None."""
+    for m in container.get("volumeMounts", []):
+        volume = {v["name"]: v for v in pod.get("volumes", [])}.get(m["name"], {})
+        if "configMap" in volume and covers(m["mountPath"], path) and not m.get("subPath"):
+            key = path[len(m["mountPath"].rstrip("/")) + 1:]
+            return configmaps.get(volume["configMap"]["name"], {}).get("data", {}).get(key)
+    return None
+
+
 # `list` parses the same flags (it falls through to the top-level ones), then
-# scans once and exits: a value the binary refuses fails here. It scans an
-# empty tree unless the DaemonSet names a sysfs root itself.
+# scans once and exits: a value the binary refuses fails here, and so does a
+# configuration the binary refuses. It scans an empty tree unless the
+# DaemonSet names a sysfs root itself.
 with tempfile.TemporaryDirectory(prefix="kvgpu-deploy-") as empty:
     os.makedirs(os.path.join(empty, "bus/pci/devices"))
     scan = [] if "--sysfs-root" in given else ["--sysfs-root", empty]
-    accepted = run([binary] + args + ["list", "--json"] + scan, timeout=60)
+    listed_args = list(args)
+    if "--config" in given:
+        text = configmap_file(given["--config"])
+        if f.check(text is not None, f"{ds_file}: --config {given['--config']} is a key of a ConfigMap mounted as a "
+                                     "directory (no subPath: updates must reach the pod)"):
+            local = os.path.join(empty, "config.yaml")
+            with open(local, "w", encoding="utf-8") as out:
+                out.write(text)
+            listed_args = [a.replace(given["--config"], local) if a.startswith("--config") or a == given["--config"]
+                           else a for a in args]
+    accepted = run([binary] + listed_args + ["list", "--json"] + scan, timeout=60)
 f.check(accepted.returncode == 0,
         f"the binary accepts the DaemonSet's arguments {args}: exit {accepted.returncode}: {accepted.stderr.strip()}")
 
@@ -280,5 +305,15 @@ for kind, service in (("livenessProbe", "liveness"), ("readinessProbe", "readine
             f"{ds_file}: {kind} timeoutSeconds leaves room for the liveness check's one second")
 ports = [p.get("containerPort") for p in container.get("ports", [])]
 f.check(str(probe_port) in [str(p) for p in ports], f"{ds_file}: containerPort {probe_port} is declared")
+
+# --- metrics and the node name --------------------------------------------------------
+metrics_port = effective("--metrics-port")
+if metrics_port not in (None, "0"):
+    named = {str(p.get("containerPort")): p.get("name") for p in container.get("ports", [])}
+    f.check(named.get(str(metrics_port)) == "metrics",
+            f"{ds_file}: --metrics-port {metrics_port} is declared as the container port named 'metrics'")
+env = {e["name"]: e for e in container.get("env", [])}
+node_name = env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+f.check(node_name == "spec.nodeName", f"{ds_file}: NODE_NAME comes from the downward API (spec.nodeName)")
 
 f.finish()

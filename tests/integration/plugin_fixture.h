@@ -70,7 +70,8 @@ public:
     {
         std::vector<std::string> f = {"--sysfs-root", node->sysfsRoot(), "--dev-root", node->devRoot(),
                                       "--plugin-dir", pluginDir(), "--pci-ids", files.path("pci.ids"),
-                                      "--log-level", "debug", "--probe-port", "0"};
+                                      "--log-level", "debug", "--probe-port", "0",
+                                      "--metrics-port", std::to_string(metricsPort)};
         f.insert(f.end(), extra.begin(), extra.end());
         return f;
     }
@@ -116,6 +117,7 @@ public:
 
     std::string log() const { return plugin ? plugin->log() : std::string(); }
 
+    int metricsPort = 0; // off unless a test scrapes
     std::unique_ptr<SimNode> node;
     TempTree files;
     std::unique_ptr<TestKubelet> kubelet;

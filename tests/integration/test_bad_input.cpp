@@ -61,7 +61,7 @@ TEST_CASE("FIFOs in place of attributes and of pci.ids: the rest is served and S
     DaemonProcess plugin(kvgpu::test::pluginBinary(),
                          {"--sysfs-root", sys.root(), "--dev-root", dev.root(), "--plugin-dir", plugins.root(),
                           "--pci-ids", files.path("pci.ids"), "--log-level", "debug", "--probe-port", "0",
-                          "--health-interval", "1"},
+                          "--metrics-port", "0", "--health-interval", "1"},
                          files.path("plugin.log"));
 
     // Served: the healthy GPU and the one whose health files cannot be read,

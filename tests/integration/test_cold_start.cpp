@@ -79,6 +79,7 @@ struct Node {
     {
         std::vector<std::string> f = flags();
         f.push_back("--probe-port=" + std::to_string(probePort));
+        f.push_back("--metrics-port=0");
         return std::make_unique<DaemonProcess>(kvgpu::test::pluginBinary(), f, files.path("plugin.log"));
     }
 };

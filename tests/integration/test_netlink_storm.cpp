@@ -98,6 +98,7 @@ public:
             std::vector<std::string>{"--sysfs-root", node->sysfsRoot(), "--dev-root", node->devRoot(),
                                      "--plugin-dir", pluginDir(), "--pci-ids", files.path("pci.ids"),
                                      "--log-level", logLevel, "--probe-port", "0", "--health-interval", "0",
+                                     "--metrics-port", "0",
                                      "--uevent-buffer", "4096"},
             files.path("plugin.log"));
     }

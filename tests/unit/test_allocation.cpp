@@ -118,8 +118,8 @@ TEST_CASE("vGPU Allocate hands out only the vGPU's own group node and the MDEV e
     node.dev.write("vfio/101", "");
     node.dev.write("vfio/102", "");
     Resource r{"nvidia.com/GRID_T4-1Q", DeviceKind::Vgpu,
-               {AdvertisedDevice{.id = "aa618089-8b16-4d01-a136-25a0f3c73123"},
-                AdvertisedDevice{.id = "bb618089-8b16-4d01-a136-25a0f3c73123"}}};
+               {AdvertisedDevice{.id = "aa618089-8b16-4d01-a136-25a0f3c73123", .vgpuType = "nvidia-222"},
+                AdvertisedDevice{.id = "bb618089-8b16-4d01-a136-25a0f3c73123", .vgpuType = "nvidia-222"}}};
 
     auto result = node.allocate(r, {"aa618089-8b16-4d01-a136-25a0f3c73123"});
     REQUIRE(result);
@@ -129,7 +129,7 @@ TEST_CASE("vGPU Allocate hands out only the vGPU's own group node and the MDEV e
     // A UUID whose type is not this resource's any more.
     auto wrongType = node.allocate(r, {"bb618089-8b16-4d01-a136-25a0f3c73123"});
     CHECK(wrongType.failure().code == AllocationError::Code::FailedPrecondition);
-    CHECK(wrongType.error().find("now of type nvidia.com/GRID_T4-2Q") != std::string::npos);
+    CHECK(wrongType.error().find("now of type nvidia-223 (GRID T4-2Q), not nvidia-222") != std::string::npos);
 
     node.sys.remove("bus/mdev/devices/aa618089-8b16-4d01-a136-25a0f3c73123");
     auto gone = node.allocate(r, {"aa618089-8b16-4d01-a136-25a0f3c73123"});
@@ -168,7 +168,8 @@ TEST_CASE("a vGPU whose /dev/vfio group node is gone is refused too")
     FakePci parent{.address = "0000:b1:00.0", .driver = "nvidia", .group = 40, .parents = "pci0000:b0"};
     addPci(node.sys, parent);
     addMdev(node.sys, parent, "aa618089-8b16-4d01-a136-25a0f3c73123", "nvidia-222", std::string("GRID T4-1Q"), 101);
-    Resource r{"nvidia.com/GRID_T4-1Q", DeviceKind::Vgpu, {AdvertisedDevice{.id = "aa618089-8b16-4d01-a136-25a0f3c73123"}}};
+    Resource r{"nvidia.com/GRID_T4-1Q", DeviceKind::Vgpu,
+               {AdvertisedDevice{.id = "aa618089-8b16-4d01-a136-25a0f3c73123", .vgpuType = "nvidia-222"}}};
     auto result = node.allocate(r, {"aa618089-8b16-4d01-a136-25a0f3c73123"});
     REQUIRE_FALSE(result);
     CHECK(result.failure().code == AllocationError::Code::FailedPrecondition);

@@ -1,0 +1,40 @@
+// Which configured rule decides a device: the rules in force on a node (those
+// of every `nodes` entry whose glob matches the node's name, in file order,
+// before the global ones), and the first of them whose every given key
+// matches the device.
+//
+// Pure functions; thread-safe.
+#pragma once
+
+#include "config/resource_config.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvgpu {
+
+// What a rule can match on, for one device.
+struct DeviceFacts {
+    DeviceKind kind = DeviceKind::Passthrough;
+    PciDeviceId pciId;         // a GPU's own id; a vGPU's parent GPU's id (zero when unknown)
+    std::string model;         // pci.ids name of a GPU; profile (type) name of a vGPU
+    std::string address;       // PCI address of a GPU; UUID of a vGPU
+    std::string parentAddress; // a vGPU's parent GPU; empty for a GPU
+    int numaNode = -1;
+};
+
+// The rules of one node, in the order they are tried.
+using NodeRules = std::vector<ResourceRule>;
+
+// Node entries apply only when the node has a name: with an empty name only
+// the global rules are in force.
+NodeRules rulesForNode(const ResourceConfig &config, std::string_view nodeName);
+
+bool ruleMatches(const DeviceMatch &match, const DeviceFacts &device);
+
+// The first rule that matches, or nullptr: the device keeps its default name.
+const ResourceRule *firstMatchingRule(const NodeRules &rules, const DeviceFacts &device);
+
+} // namespace kvgpu

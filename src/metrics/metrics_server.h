@@ -1,0 +1,39 @@
+// Serves the Prometheus text exposition at http://ADDRESS/metrics from
+// prometheus-cpp's pull exposer (civetweb, one thread of its own). Scrapes
+// read the metrics' atomics directly: they never wait for the event loop.
+//
+// Threading contract: start and destroy on one thread (the loop's); the
+// exposer's thread only reads the registry, which is thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+namespace prometheus {
+class Exposer;
+class Registry;
+} // namespace prometheus
+
+namespace kvgpu {
+
+class MetricsServer {
+public:
+    // nullptr, with the reason in `error`, when the address cannot be served
+    // (port in use, bad address).
+    static std::unique_ptr<MetricsServer> start(const std::string &address,
+                                                std::shared_ptr<prometheus::Registry> registry, std::string &error);
+    ~MetricsServer();
+    MetricsServer(const MetricsServer &) = delete;
+    MetricsServer &operator=(const MetricsServer &) = delete;
+
+    // The port actually listened on (useful with port 0 in tests).
+    int port() const;
+
+private:
+    MetricsServer(std::unique_ptr<prometheus::Exposer> exposer, std::shared_ptr<prometheus::Registry> registry);
+
+    std::unique_ptr<prometheus::Exposer> exposer_;
+    std::shared_ptr<prometheus::Registry> registry_; // kept alive while the exposer holds a weak pointer
+};
+
+} // namespace kvgpu
