@@ -262,7 +262,8 @@ with tempfile.TemporaryDirectory(prefix="kvgpu-deploy-") as root:
     os.makedirs(os.path.join(sys_root, "class/egm/egm4"))
     with open(os.path.join(sys_root, "class/egm/egm4/gpu_devices"), "w") as gpus:
         gpus.write("0009:01:00.0\n")
-    mapped = [a for a in args if not a.startswith(("--dev-root", "--state-dir", "--plugin-dir"))]
+    # The configuration is checked above with the ConfigMap's own text.
+    mapped = [a for a in args if not a.startswith(("--dev-root", "--state-dir", "--plugin-dir", "--config"))]
     seen = run([binary] + mapped + ["list", "--sysfs-root", sys_root, "--dev-root", in_container(dev_root)], timeout=60)
     f.check(seen.returncode == 0, f"list with the manifest's flags runs: {seen.stderr.strip()}")
     f.check("iommu present (2 vfio/devices cdevs)" in seen.stdout,

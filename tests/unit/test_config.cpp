@@ -171,7 +171,7 @@ TEST_CASE("every problem is refused with its line and column")
                  "line 3, column 11: resources[0] has both a name and exclude: true"},
              Row{"version: 1\nresources:\n  - exclude: yes\n", "exclude must be true or false, not \"yes\""},
              Row{"version: 1\nresources:\n  - name: nvidia.com/x\n    match: {kind: gpu}\n",
-                 "unknown kind \"gpu\" (known: passthrough, vgpu)"},
+                 "unknown kind \"gpu\" (known: passthrough, vgpu, sriov-vgpu)"},
              Row{"version: 1\nresources:\n  - name: nvidia.com/x\n    match: {deviceIds: [\"10de-20b1\"]}\n",
                  "line 4, column 25: deviceIds entry \"10de-20b1\" is not a vendor:device id"},
              Row{"version: 1\nresources:\n  - name: nvidia.com/x\n    match: {deviceIds: []}\n",

@@ -162,3 +162,39 @@ TEST_CASE("a vGPU matches deviceIds by its parent GPU's id")
           "excluded by rule resources[0] (line 3)");
     CHECK_FALSE(inventory.resources.contains("nvidia.com/NVIDIA_L4-1Q"));
 }
+
+TEST_CASE("SR-IOV vGPU VFs are a kind of their own: renamed by profile glob, excluded by address")
+{
+    NodeObservation node;
+    PciFunction pf{.address = "0000:41:00.0", .vendor = 0x10de, .device = 0x2335, .classCode = 0x030200,
+                   .driver = "nvidia", .iommuGroup = 70, .numaNode = 0};
+    pf.sriovTotalVfs = 16;
+    node.functions[pf.address] = pf;
+    for (auto [address, group] : {std::pair{"0000:41:00.4", 71}, std::pair{"0000:41:00.5", 72}}) {
+        PciFunction vf{.address = address, .vendor = 0x10de, .device = 0x2335, .classCode = 0x030200,
+                       .driver = "nvidia", .iommuGroup = group, .numaNode = 0};
+        vf.physfn = pf.address;
+        vf.currentVgpuType = 1414;
+        vf.creatableVgpuTypes = {VgpuType{1414, "NVIDIA H200X-1-18C"}};
+        node.functions[address] = vf;
+        node.vfioGroupNodes.insert(group);
+    }
+    NodeRules rules = rulesOf(R"(version: 1
+resources:
+  - exclude: true
+    match: { kind: sriov-vgpu, addresses: ["0000:41:00.5"] }
+  - name: nvidia.com/h200-slice
+    match: { kind: sriov-vgpu, model: "*H200X-1-18C" }
+  - name: nvidia.com/not-for-vfs
+    match: { kind: passthrough }
+)");
+    auto names = nvidiaNames();
+    Inventory inventory = deriveInventory(node, names, &rules);
+    CHECK(idsOf(inventory, "nvidia.com/h200-slice") == std::vector<std::string>{"0000:41:00.4"});
+    CHECK(idsOf(inventory, "nvidia.com/NVIDIA_H200X-1-18C").empty());
+    CHECK(idsOf(inventory, "nvidia.com/not-for-vfs").empty());
+    CHECK(inventory.resources.at("nvidia.com/h200-slice").kind == DeviceKind::SriovVgpu);
+    for (const DeviceRow &row : inventory.rows)
+        if (row.id == "0000:41:00.5")
+            CHECK(row.reason.find("excluded by rule resources[0]") != std::string::npos);
+}
