@@ -297,6 +297,10 @@ private:
 
 int runDaemon(const CommonOptions &common, const ServeOptions &serve)
 {
+    // Before any thread exists, so that every thread inherits the mask and the
+    // signals reach the loop's signalfds, and a SIGTERM sent during start-up
+    // waits for the loop rather than killing the process.
+    blockSignals({SIGTERM, SIGINT, SIGHUP});
     Daemon daemon(common, serve);
     return daemon.run();
 }

@@ -2,6 +2,13 @@
 
 #include "base/log.h"
 
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <pthread.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 #include <string>
 
 namespace kvgpu {
@@ -221,33 +228,48 @@ void FdWatcher::fire(int status)
     (*running)(status);
 }
 
-SignalWatcher::SignalWatcher(EventLoop &loop, int signum, std::function<void()> callback)
-    : handle_(new uv_signal_t), loop_(loop), callback_(std::move(callback))
+void blockSignals(std::initializer_list<int> signals)
 {
-    initError_ = loop.initError() != 0
-                     ? loop.initError()
-                     : initHandle(handle_, "signal", [&loop](uv_signal_t *h) { return uv_signal_init(loop.raw(), h); });
-    if (initError_ != 0) {
-        delete handle_;
-        handle_ = nullptr;
+    sigset_t set;
+    sigemptyset(&set);
+    for (int signum : signals)
+        sigaddset(&set, signum);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+SignalWatcher::SignalWatcher(EventLoop &loop, int signum, std::function<void()> callback)
+    : callback_(std::move(callback))
+{
+    blockSignals({signum});
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signum);
+    fd_ = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd_ < 0) {
+        initError_ = -errno;
+        log::error("cannot watch a signal", {{"signal", std::to_string(signum)}, {"error", std::strerror(errno)}});
         return;
     }
-    handle_->data = this;
-    initError_ = uv_signal_start(
-        handle_,
-        [](uv_signal_t *h, int) {
-            if (auto *self = static_cast<SignalWatcher *>(h->data))
-                self->loop_.enter("signal", [self] { self->callback_(); });
-        },
-        signum);
+    watcher_ = std::make_unique<FdWatcher>(loop, fd_);
+    initError_ = watcher_->start([this](int) { drain(); });
     if (initError_ != 0)
         log::error("cannot watch a signal", {{"signal", std::to_string(signum)}, {"error", uv_strerror(initError_)}});
 }
 
+void SignalWatcher::drain()
+{
+    // One callback per delivery that the kernel queued; the same signal sent
+    // twice before a read is one delivery, as with a handler.
+    signalfd_siginfo info;
+    while (::read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
+        callback_();
+}
+
 SignalWatcher::~SignalWatcher()
 {
-    if (handle_)
-        closeAndFree(handle_);
+    watcher_.reset(); // stop polling before the fd goes away
+    if (fd_ >= 0)
+        ::close(fd_);
 }
 
 } // namespace kvgpu

@@ -21,6 +21,7 @@
 
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -152,6 +153,18 @@ private:
     std::shared_ptr<std::function<void(int)>> callback_;
 };
 
+// Blocks `signals` in the calling thread, and so in every thread it creates
+// afterwards. The daemon calls it first thing, before gRPC starts a thread:
+// a blocked signal waits, pending, for its SignalWatcher to read it, instead of
+// running a handler on whichever thread the kernel picks (TSan delays a
+// handler while that thread sleeps in an uninstrumented gRPC wait) or, before
+// the watcher exists, killing the process by the default action.
+void blockSignals(std::initializer_list<int> signals);
+
+// Delivers one signal to the loop through a signalfd. The signal must be
+// blocked in every thread (blockSignals) or the kernel never queues it for
+// the fd; the constructor blocks it in the calling thread too. A signal that
+// arrived before the watcher was created is read as soon as the loop runs.
 class SignalWatcher {
 public:
     SignalWatcher(EventLoop &loop, int signum, std::function<void()> callback);
@@ -159,13 +172,16 @@ public:
     SignalWatcher(const SignalWatcher &) = delete;
     SignalWatcher &operator=(const SignalWatcher &) = delete;
 
-    // 0, or the libuv error that keeps the signal from being watched (logged).
+    // 0, or the error (a negative errno or libuv error) that keeps the signal
+    // from being watched (logged).
     int initError() const { return initError_; }
 
 private:
-    uv_signal_t *handle_;
+    void drain();
+
+    int fd_ = -1;
     int initError_ = 0;
-    EventLoop &loop_;
+    std::unique_ptr<FdWatcher> watcher_;
     std::function<void()> callback_;
 };
 

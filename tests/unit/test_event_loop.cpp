@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <fcntl.h>
 #include <stdexcept>
 #include <thread>
@@ -165,5 +166,28 @@ TEST_CASE("a file that cannot be polled is refused with libuv's error, and the l
         CHECK(watcher.start([](int) {}) == UV_EPERM);
     }
     ::close(fd);
+    CHECK(loop.close() == 0);
+}
+
+TEST_CASE("a signal sent before its watcher exists, from any thread's point of view, reaches the loop once it runs")
+{
+    blockSignals({SIGUSR1});
+    // Sent to the process while a second thread (created after the block, so
+    // it inherits the mask) is alive: no thread may take it by the default action.
+    std::thread bystander([] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); });
+    REQUIRE(::kill(::getpid(), SIGUSR1) == 0);
+    bystander.join();
+
+    EventLoop loop;
+    int delivered = 0;
+    {
+        SignalWatcher watcher(loop, SIGUSR1, [&] {
+            ++delivered;
+            loop.stop();
+        });
+        REQUIRE(watcher.initError() == 0);
+        loop.run();
+    }
+    CHECK(delivered == 1);
     CHECK(loop.close() == 0);
 }
