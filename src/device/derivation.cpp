@@ -62,15 +62,6 @@ void advertise(DerivedDevice &out, const NamedResource &name, DeviceKind kind, A
     out.device = std::move(device);
 }
 
-const char *kindName(DeviceKind kind)
-{
-    switch (kind) {
-    case DeviceKind::Vgpu: return "vGPU";
-    case DeviceKind::SriovVgpu: return "SR-IOV vGPU";
-    case DeviceKind::Passthrough: break;
-    }
-    return "passthrough";
-}
 
 // Applies the rule that decided the device, if one did: false when it
 // excluded the device, else `name` is the resource to advertise it under.
@@ -268,7 +259,7 @@ std::optional<std::string> kindConflict(const NodeObservation &node, const Healt
     };
     std::map<std::string, Holder> holders;
     auto describe = [](const Holder &h) {
-        return fmt::format("{} {} ({})", kindName(h.kind), h.id,
+        return fmt::format("{} {} ({})", deviceKindName(h.kind), h.id,
                            h.rule.empty() ? std::string("its default name") : "rule " + h.rule);
     };
     auto claim = [&](const DerivedDevice &derived) -> std::optional<std::string> {

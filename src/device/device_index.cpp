@@ -8,15 +8,6 @@ namespace kvgpu {
 
 namespace {
 
-const char *kindName(DeviceKind kind)
-{
-    switch (kind) {
-    case DeviceKind::Vgpu: return "vGPU";
-    case DeviceKind::SriovVgpu: return "SR-IOV vGPU";
-    case DeviceKind::Passthrough: break;
-    }
-    return "passthrough";
-}
 
 bool rowOrder(const DeviceRow &a, const DeviceRow &b)
 {
@@ -41,7 +32,7 @@ void DeviceIndex::set(const std::string &id, std::optional<DerivedDevice> derive
         if (it->second.kind != derived->kind) {
             // Resource names are unique per kind; the first kind to claim one keeps it.
             derived->row.reason = fmt::format("resource name {} is already used by {} devices", derived->resource,
-                                              kindName(it->second.kind));
+                                              deviceKindName(it->second.kind));
             derived->row.resource.clear();
             derived->row.health.clear();
             derived->resource.clear();

@@ -36,17 +36,27 @@ std::string recoveryProblem(const HealthHistory *history)
 
 Verdict unhealthy(std::string reason) { return Verdict{false, std::move(reason)}; }
 
+// What makes a PCI function that is handed out whole (a passthrough GPU or an
+// SR-IOV VF) unhealthy on its own account: its group node, a recovery, the
+// polled signals. Empty when none does.
+std::string ownProblem(const PciFunction &f, const NodeObservation &node, const HealthHistories &histories)
+{
+    if (!node.vfioGroupNodes.contains(f.iommuGroup))
+        return fmt::format("no /dev/vfio/{}", f.iommuGroup);
+    const HealthHistory *history = histories.find(f.address);
+    if (std::string problem = recoveryProblem(history); !problem.empty())
+        return problem;
+    if (history && !history->polledProblem.empty())
+        return history->polledProblem;
+    return {};
+}
+
 } // namespace
 
 Verdict judgePassthrough(const PciFunction &f, const NodeObservation &node, const HealthHistories &histories)
 {
-    if (!node.vfioGroupNodes.contains(f.iommuGroup))
-        return unhealthy(fmt::format("no /dev/vfio/{}", f.iommuGroup));
-    const HealthHistory *history = histories.find(f.address);
-    if (std::string problem = recoveryProblem(history); !problem.empty())
+    if (std::string problem = ownProblem(f, node, histories); !problem.empty())
         return unhealthy(problem);
-    if (history && !history->polledProblem.empty())
-        return unhealthy(history->polledProblem);
     if (auto group = node.groups.find(f.iommuGroup); group != node.groups.end())
         if (std::string problem = groupViabilityProblem(f.iommuGroup, group->second); !problem.empty())
             return unhealthy(problem);
@@ -72,13 +82,8 @@ Verdict judgeVgpu(const Mdev &m, const NodeObservation &node, const HealthHistor
 
 Verdict judgeSriovVf(const PciFunction &f, const NodeObservation &node, const HealthHistories &histories)
 {
-    if (!node.vfioGroupNodes.contains(f.iommuGroup))
-        return unhealthy(fmt::format("no /dev/vfio/{}", f.iommuGroup));
-    const HealthHistory *history = histories.find(f.address);
-    if (std::string problem = recoveryProblem(history); !problem.empty())
+    if (std::string problem = ownProblem(f, node, histories); !problem.empty())
         return unhealthy(problem);
-    if (history && !history->polledProblem.empty())
-        return unhealthy(history->polledProblem);
     if (auto group = node.groups.find(f.iommuGroup); group != node.groups.end()) {
         std::vector<GroupMember> others;
         for (const GroupMember &m : group->second)

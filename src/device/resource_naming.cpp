@@ -97,6 +97,16 @@ NamePart repairResourceNamePart(std::string_view part, std::string_view fallback
                                   quoteIfNeeded(part), repaired)};
 }
 
+const char *deviceKindName(DeviceKind kind)
+{
+    switch (kind) {
+    case DeviceKind::Vgpu: return "vGPU";
+    case DeviceKind::SriovVgpu: return "SR-IOV vGPU";
+    case DeviceKind::Passthrough: break;
+    }
+    return "passthrough";
+}
+
 std::string resourceName(std::string_view part) { return fmt::format("{}/{}", kResourceDomain, part); }
 
 std::string envKey(DeviceKind kind, std::string_view resource)

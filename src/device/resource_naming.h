@@ -47,6 +47,9 @@ std::string resourceName(std::string_view part);
 // host device (PCI_RESOURCE_), handed out like passthrough.
 enum class DeviceKind { Passthrough, Vgpu, SriovVgpu };
 
+// "passthrough", "vGPU", "SR-IOV vGPU": for messages.
+const char *deviceKindName(DeviceKind kind);
+
 // The KubeVirt environment variable for a resource: PCI_RESOURCE_ or
 // MDEV_PCI_RESOURCE_ + the name upper-cased with '/' and '.' replaced by '_'.
 std::string envKey(DeviceKind kind, std::string_view resource);
