@@ -32,9 +32,10 @@ std::optional<std::pair<std::uint16_t, std::string_view>> idAndName(std::string_
 PciIdsNames parsePciIds(std::string_view text, const std::set<std::uint16_t> &vendors)
 {
     PciIdsNames out;
-    // The vendor whose device lines follow; nullopt outside a vendor block or
-    // inside one we do not want.
-    std::optional<std::uint16_t> vendor;
+    // The vendor whose device lines follow: -1 outside a vendor block or
+    // inside one we do not want. (A plain int: GCC's -O2 flow analysis takes an
+    // optional here for uninitialised.)
+    long vendor = -1;
     bool inVendorBlock = false;
     while (!text.empty()) {
         size_t end = text.find('\n');
@@ -47,7 +48,7 @@ PciIdsNames parsePciIds(std::string_view text, const std::set<std::uint16_t> &ve
         if (line.front() != '\t') {
             // A vendor line, or the start of the class section ("C 03  Display
             // controller") or another top-level list, which ends the devices.
-            vendor.reset();
+            vendor = -1;
             inVendorBlock = false;
             if (auto entry = idAndName(line)) {
                 inVendorBlock = true;
@@ -67,8 +68,8 @@ PciIdsNames parsePciIds(std::string_view text, const std::set<std::uint16_t> &ve
             ++out.malformedLines;
             continue;
         }
-        if (vendor)
-            out.names.emplace((static_cast<std::uint32_t>(*vendor) << 16) | entry->first, std::string(entry->second));
+        if (vendor >= 0)
+            out.names.emplace((static_cast<std::uint32_t>(vendor) << 16) | entry->first, std::string(entry->second));
     }
     return out;
 }
