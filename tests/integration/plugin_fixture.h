@@ -11,6 +11,7 @@
 #include "sim_node.h"
 #include "temp_tree.h"
 #include "test_kubelet.h"
+#include "timeouts.h"
 
 #include <algorithm>
 #include <chrono>
@@ -82,6 +83,7 @@ public:
     }
 
     // Waits until the kubelet's newest list for `resource` holds exactly `ids`.
+    // Every wait's bound is scaled for the sanitizer stages (timeouts.h).
     bool kubeletSees(const std::string &resource, std::vector<std::string> ids, std::chrono::milliseconds timeout = 5s)
     {
         std::sort(ids.begin(), ids.end());
@@ -96,7 +98,7 @@ public:
                 std::sort(got.begin(), got.end());
                 return got == ids;
             },
-            timeout);
+            scaled(timeout));
     }
 
     std::optional<std::string> healthOf(const std::string &resource, const std::string &id) const
@@ -112,7 +114,7 @@ public:
     bool kubeletSeesHealth(const std::string &resource, const std::string &id, const std::string &health,
                            std::chrono::milliseconds timeout = 5s)
     {
-        return kubelet->waitFor([&](const TestKubelet &) { return healthOf(resource, id) == health; }, timeout);
+        return kubelet->waitFor([&](const TestKubelet &) { return healthOf(resource, id) == health; }, scaled(timeout));
     }
 
     std::string log() const { return plugin ? plugin->log() : std::string(); }

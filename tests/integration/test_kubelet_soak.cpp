@@ -36,14 +36,6 @@ const std::string kL4 = "0000:e1:00.0";
 const std::string kFirstVgpu = "aa618089-8b16-4d01-a136-25a0f3c73123";
 const std::set<std::string> kResources = {kT4, kA100, kL4x1Q};
 
-// Sanitizer stages run everything 3-10x slower and say so in this variable.
-std::chrono::milliseconds scaled(std::chrono::milliseconds base)
-{
-    const char *multiplier = std::getenv("KVGPU_TIMEOUT_MULTIPLIER");
-    int factor = multiplier ? std::atoi(multiplier) : 1;
-    return base * std::max(factor, 1);
-}
-
 // The end of a long daemon log: what it did last.
 std::string tailOf(const std::string &log, size_t size = 6000)
 {
@@ -125,9 +117,9 @@ struct Soak : PluginFixture {
     {
         kubelet->start();
         startPlugin();
-        REQUIRE_MESSAGE(kubeletSees(kT4, {kT4a, kT4b}, scaled(5s)), log());
-        REQUIRE(kubeletSees(kA100, {kA100Gpu}, scaled(5s)));
-        REQUIRE(kubeletSees(kL4x1Q, {kFirstVgpu}, scaled(5s)));
+        REQUIRE_MESSAGE(kubeletSees(kT4, {kT4a, kT4b}, 5s), log());
+        REQUIRE(kubeletSees(kA100, {kA100Gpu}, 5s));
+        REQUIRE(kubeletSees(kL4x1Q, {kFirstVgpu}, 5s));
     }
 
     // Restarts the kubelet and waits until every resource is registered with
@@ -232,7 +224,7 @@ TEST_CASE("the plugin directory removed under a running plugin: liveness turns N
     REQUIRE(at != flags.end());
     *(at + 1) = std::to_string(port);
     f.plugin = std::make_unique<DaemonProcess>(pluginBinary(), flags, f.files.path("plugin.log"));
-    REQUIRE_MESSAGE(f.kubeletSees(kT4, {kT4a, kT4b}, scaled(5s)), f.log());
+    REQUIRE_MESSAGE(f.kubeletSees(kT4, {kT4a, kT4b}, 5s), f.log());
     REQUIRE(eventually([&] { return probe(port, "liveness") == "SERVING"; }, scaled(5s)));
 
     f.kubelet->stop();
@@ -304,9 +296,9 @@ TEST_CASE("1,000 kubelet restarts, back to back and while devices change: every 
     CHECK(changes.load() > 0);
 
     // After the storm the kubelet holds exactly the node.
-    CHECK(f.kubeletSees(kT4, {kT4a, kT4b}, scaled(5s)));
-    CHECK(f.kubeletSees(kA100, {kA100Gpu}, scaled(5s)));
-    CHECK(f.kubeletSees(kL4x1Q, {kFirstVgpu}, scaled(5s)));
+    CHECK(f.kubeletSees(kT4, {kT4a, kT4b}, 5s));
+    CHECK(f.kubeletSees(kA100, {kA100Gpu}, 5s));
+    CHECK(f.kubeletSees(kL4x1Q, {kFirstVgpu}, 5s));
     MESSAGE(f.latencySummary());
     // A kubelet restart is an event we see: nothing waits out a reconnect
     // backoff (1 s in gRPC) or a retry after a refused Register.
