@@ -5,6 +5,7 @@
 // binary's one-shot commands.
 #pragma once
 
+#include "free_port.h"
 #include "plugin_fixture.h"
 #include "timeouts.h"
 
@@ -21,19 +22,6 @@
 #include <unistd.h>
 
 namespace kvgpu::test {
-
-inline int freeTcpPort()
-{
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr *>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
 
 // The body of GET http://127.0.0.1:PORT/PATH; empty when nothing answers.
 inline std::string httpGet(int port, const std::string &path)

@@ -2,6 +2,7 @@
 // serves every resource, registers with a kubelet that behaves like the real
 // one, and answers Allocate and GetPreferredAllocation exactly as KubeVirt
 // needs.
+#include "free_port.h"
 #include "api.pb.h"
 #include "health.grpc.pb.h"
 #include "daemon_process.h"
@@ -85,19 +86,6 @@ struct Node {
 };
 
 using Devices = std::vector<TestKubelet::Device>;
-
-int freeTcpPort()
-{
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr *>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
 
 // What a Kubernetes gRPC probe would get.
 std::string probe(int port, const std::string &service)
@@ -226,7 +214,7 @@ TEST_CASE("cold start: the kubelet receives exactly the node's resources, device
 TEST_CASE("a kubelet that appears two seconds after the plugin still gets every registration")
 {
     Node node;
-    int port = freeTcpPort();
+    int port = kvgpu::test::freeTcpPort();
     auto plugin = node.startPlugin(port);
     REQUIRE(plugin->waitForLog("waiting for the kubelet", 5s));
     // Alive, but not ready: nothing is registered yet.

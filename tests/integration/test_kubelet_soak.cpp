@@ -2,6 +2,7 @@
 // times (back to back, then while devices change) gets every resource re-listed
 // each time without the plugin growing; SIGTERM at any moment of start-up, or
 // while the kubelet hangs in Register, ends in exit 0 with our sockets removed.
+#include "free_port.h"
 #include "health.grpc.pb.h"
 #include "plugin_fixture.h"
 
@@ -169,19 +170,6 @@ public:
 private:
     int fd_ = -1;
 };
-
-int freeTcpPort()
-{
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr *>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
 
 // Polls `fact` (a probe answer: nothing to wait on but the answer itself).
 bool eventually(const std::function<bool()> &fact, std::chrono::milliseconds timeout)
