@@ -3,14 +3,26 @@
 #include "base/log.h"
 #include "config/config_parser.h"
 
+#include <sys/inotify.h>
+
+#include <utility>
+
 namespace kvgpu {
 
-ConfigReloader::ConfigReloader(std::string path, std::string nodeName, Metrics &metrics, Target target)
-    : path_(std::move(path)), nodeName_(std::move(nodeName)), metrics_(metrics), target_(std::move(target))
+ConfigReloader::ConfigReloader(std::string path, std::string nodeName, Metrics &metrics, EventDispatch &events)
+    : path_(std::move(path)), nodeName_(std::move(nodeName)), metrics_(metrics), events_(events)
 {
 }
 
-Result<bool> ConfigReloader::loadAtStart()
+std::string ConfigReloader::directoryOf(const std::string &file)
+{
+    size_t slash = file.rfind('/');
+    if (slash == std::string::npos)
+        return ".";
+    return slash == 0 ? std::string("/") : file.substr(0, slash);
+}
+
+Result<void> ConfigReloader::loadAtStart()
 {
     std::string text;
     Result<ResourceConfig, ConfigError> config = loadResourceConfig(path_, &text);
@@ -22,26 +34,43 @@ Result<bool> ConfigReloader::loadAtStart()
     active_ = std::make_shared<const NodeRules>(rulesForNode(*config, nodeName_));
     activeHash_ = configHash(text);
     generation_ = 1;
-    target_.apply(active_);
-    return true;
+    events_.applyRules(active_);
+    return {};
 }
 
-Result<bool> ConfigReloader::checkAtStart()
+Result<void> ConfigReloader::checkAtStart()
 {
-    if (std::optional<std::string> conflict = target_.conflict(*active_))
+    if (std::optional<std::string> conflict = events_.conflictOfRules(*active_))
         return Error{path_ + ": " + *conflict};
     metrics_.activeConfig(activeHash_, generation_);
     log::info("configuration in force", {{"config", path_}, {"hash", activeHash_}, {"node", nodeName_},
                                          {"rules", std::to_string(active_->size())}});
-    return true;
+    return {};
 }
 
 void ConfigReloader::watch(EventLoop &loop)
 {
-    std::string error;
-    watch_ = ConfigWatch::create(loop, path_, [this] { reload(); }, error);
-    if (!watch_)
-        log::error("cannot watch the configuration; changes are read on SIGHUP only", {{"error", error}});
+    const std::string directory = directoryOf(path_);
+    auto watch = DirectoryWatch::create(
+        loop, directory,
+        DirectoryWatch::Callbacks{.change =
+                                      [this, directory](DirectoryWatch::Change change, const std::string &) {
+                                          dirty_ = true;
+                                          if (change == DirectoryWatch::Change::DirectoryGone)
+                                              log::error("the configuration's directory was removed or moved; "
+                                                         "changes are read on SIGHUP only",
+                                                         {{"directory", directory}});
+                                      },
+                                  .drained =
+                                      [this] {
+                                          if (std::exchange(dirty_, false))
+                                              reload();
+                                      }},
+        IN_CLOSE_WRITE);
+    if (!watch)
+        log::error("cannot watch the configuration; changes are read on SIGHUP only", {{"error", watch.error()}});
+    else
+        watch_ = std::move(watch).value();
 }
 
 void ConfigReloader::refuse(const std::string &hash, const std::string &error)
@@ -69,7 +98,7 @@ void ConfigReloader::reload()
         return;
     }
     auto rules = std::make_shared<const NodeRules>(rulesForNode(*config, nodeName_));
-    if (std::optional<std::string> conflict = target_.conflict(*rules)) {
+    if (std::optional<std::string> conflict = events_.conflictOfRules(*rules)) {
         refuse(hash, *conflict);
         return;
     }
@@ -82,7 +111,7 @@ void ConfigReloader::reload()
     log::info("configuration applied", {{"config", path_}, {"hash", activeHash_},
                                         {"generation", std::to_string(generation_)},
                                         {"rules", std::to_string(active_->size())}});
-    target_.apply(active_);
+    events_.applyRules(active_);
 }
 
 } // namespace kvgpu

@@ -10,7 +10,7 @@
 #include "device/registry.h"
 #include "metrics/metrics_server.h"
 #include "metrics/prometheus_metrics.h"
-#include "monitor/directory_watch.h"
+#include "monitor/dev_watch.h"
 #include "monitor/uevent_monitor.h"
 #include "plugin/kubelet_watch.h"
 #include "plugin/plugin_manager.h"
@@ -18,7 +18,6 @@
 #include <atomic>
 #include <csignal>
 #include <future>
-#include <set>
 #include <sys/stat.h>
 
 #include <fmt/format.h>
@@ -40,9 +39,13 @@ public:
           registry_(SysfsTree(common.sysfsRoot), DevTree(common.devRoot), names_),
           plugins_(loop_,
                    PluginConfig{common.pluginDir, SysfsTree(common.sysfsRoot), DevTree(common.devRoot), &metrics_}),
-          events_(loop_, registry_,
-                  [this](std::map<std::string, Resource> changed) { plugins_.update(std::move(changed)); }, metrics_)
+          events_(loop_, registry_, metrics_),
+          profileWatch_(loop_, events_, serve.vgpuProfileInterval)
     {
+        // The index's subscribers: the kubelet's device plugin API, and the
+        // SR-IOV profile watch, which starts and stops with the VFs.
+        events_.subscribe(plugins_);
+        events_.subscribe(profileWatch_);
     }
 
     int run()
@@ -79,23 +82,16 @@ public:
         // happens during the scan is lost; replaying it is harmless.
         startUeventMonitor();
         watchPluginDir();
-        watchDevTree();
+        devWatch_ = std::make_unique<DevWatch>(loop_, common_.devRoot, events_);
 
         if (!common_.stateDir.empty())
             registry_.keepVgpuNamesIn(common_.stateDir + "/" + kVgpuNameFile);
-        // The one polled signal: SR-IOV vGPU profiles (vgpu_profile_watch.h).
-        profileWatch_ = std::make_unique<VgpuProfileWatch>(loop_, registry_, serve_.vgpuProfileInterval,
-                                                           [this] { events_.profilesRead(); });
-        events_.onPublished([this] {
-            if (profileWatch_)
-                profileWatch_->follow();
-        });
         log::info("scanning", {{"sysfs", common_.sysfsRoot}, {"node", common_.nodeName}});
         events_.initialScan();
         for (const EgmRegion &region : registry_.egmRegions())
             logEgmRegion(region);
         if (config_) {
-            if (Result<bool> fits = config_->checkAtStart(); !fits) {
+            if (Result<void> fits = config_->checkAtStart(); !fits) {
                 log::error("the configuration does not fit this node", {{"error", fits.error()}});
                 return 1;
             }
@@ -109,10 +105,10 @@ public:
         metricsServer_.reset();
         config_.reset();
         healthPass_.reset();
-        profileWatch_.reset();
+        profileWatch_.stop();
         uevents_.reset();
         pluginDirWatch_.reset();
-        devWatches_.clear();
+        devWatch_.reset();
         signals_.clear();
         plugins_.shutdown();
         // Register calls are cancelled and servers stop on their own threads;
@@ -126,14 +122,8 @@ private:
     // error to exit with, not something to find out on the first device.
     bool loadConfig()
     {
-        config_ = std::make_unique<ConfigReloader>(
-            common_.configPath, common_.nodeName, metrics_,
-            ConfigReloader::Target{[this](const NodeRules &rules) { return registry_.conflictOfRules(rules); },
-                                   [this](std::shared_ptr<const NodeRules> rules) {
-                                       registry_.setRules(std::move(rules));
-                                       events_.rulesChanged();
-                                   }});
-        if (Result<bool> loaded = config_->loadAtStart(); !loaded) {
+        config_ = std::make_unique<ConfigReloader>(common_.configPath, common_.nodeName, metrics_, events_);
+        if (Result<void> loaded = config_->loadAtStart(); !loaded) {
             log::error("cannot use the configuration", {{"error", loaded.error()}});
             return false;
         }
@@ -190,7 +180,7 @@ private:
         if (serve_.healthIntervalSeconds == 0)
             return;
         uint64_t ms = static_cast<uint64_t>(serve_.healthIntervalSeconds) * 1000;
-        healthPass_ = std::make_unique<HealthPass>(loop_, registry_, ms, [this] { events_.healthRead(); });
+        healthPass_ = std::make_unique<HealthPass>(loop_, events_, ms);
     }
 
     void stop(const char *why)
@@ -207,10 +197,7 @@ private:
         UeventMonitor::Config config{
             .source = serve_.udevSource == "udev" ? UeventMonitor::Source::Udev : UeventMonitor::Source::Kernel,
             .receiveBufferBytes = serve_.ueventBufferBytes};
-        uevents_ = std::make_unique<UeventMonitor>(
-            loop_, config,
-            UeventMonitor::Callbacks{.event = [this](const Uevent &event) { events_.uevent(event); },
-                                     .batchEnd = [this](UeventMonitor::BatchEnd end) { events_.ueventBatchEnd(end); }});
+        uevents_ = std::make_unique<UeventMonitor>(loop_, config, events_);
         Result<int> listening = uevents_->listen();
         if (!listening)
             log::error("no uevent monitor: devices added later are not seen until SIGHUP",
@@ -228,60 +215,15 @@ private:
             pluginDirWatch_ = std::move(watch).value();
     }
 
-    // /dev/vfio (group nodes), /dev/vfio/devices (iommufd cdevs) and /dev
-    // itself (for /dev/iommu and /dev/vfio appearing after us).
-    void watchDevTree()
-    {
-        using Dir = EventDispatch::DevDirectory;
-        const std::pair<std::string, Dir> dirs[] = {{common_.devRoot, Dir::Dev},
-                                                     {common_.devRoot + "/vfio", Dir::Vfio},
-                                                     {common_.devRoot + "/vfio/devices", Dir::VfioDevices}};
-        for (const auto &[dir, kind] : dirs) {
-            if (!isDirectory(dir) || devWatches_.contains(dir))
-                continue;
-            std::string error;
-            auto watch = DirectoryWatch::create(
-                loop_, dir,
-                DirectoryWatch::Callbacks{
-                    .change = [this, dir = dir, kind = kind](DirectoryWatch::Change change,
-                                                             const std::string &name) {
-                        events_.devChanged(kind, change, name);
-                        rewatchDevTree(dir, kind, change);
-                    },
-                    .drained = [this] { events_.devBatchEnd(); }},
-                error);
-            if (!watch) {
-                log::warn("cannot watch a /dev directory; node changes there will be missed", {{"error", error}});
-                continue;
-            }
-            devWatches_[dir] = std::move(watch);
-        }
-    }
-
-    // Keeps the /dev watches in step with the directories: a watch dies with
-    // its directory, and a directory we wait for may appear.
-    void rewatchDevTree(const std::string &dir, EventDispatch::DevDirectory kind, DirectoryWatch::Change change)
-    {
-        if (change == DirectoryWatch::Change::DirectoryGone) {
-            // Dropped outside its own callback.
-            loop_.post([this, dir] {
-                devWatches_.erase(dir);
-                watchDevTree();
-            });
-        } else if (change == DirectoryWatch::Change::Created && kind != EventDispatch::DevDirectory::VfioDevices) {
-            loop_.post([this] { watchDevTree(); });
-        }
-    }
-
     const CommonOptions common_;
     const ServeOptions serve_;
     EventLoop loop_;
     PciIdsDatabase names_;
     PrometheusMetrics metrics_;
     DeviceRegistry registry_;
-    std::unique_ptr<VgpuProfileWatch> profileWatch_;
     PluginManager plugins_;
     EventDispatch events_;
+    VgpuProfileWatch profileWatch_;
     std::unique_ptr<ProbeServer> probes_;
     std::unique_ptr<MetricsServer> metricsServer_;
     std::unique_ptr<ConfigReloader> config_;
@@ -289,7 +231,7 @@ private:
     std::unique_ptr<UeventMonitor> uevents_;
     std::unique_ptr<HealthPass> healthPass_;
     std::unique_ptr<KubeletWatch> pluginDirWatch_;
-    std::map<std::string, std::unique_ptr<DirectoryWatch>> devWatches_;
+    std::unique_ptr<DevWatch> devWatch_;
     std::vector<std::unique_ptr<SignalWatcher>> signals_;
 };
 

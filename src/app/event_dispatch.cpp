@@ -8,9 +8,9 @@ namespace kvgpu {
 
 namespace {
 
-void logChange(const DeviceIndex::Change &change)
+void logChange(const DeviceChange &change)
 {
-    using Kind = DeviceIndex::Change::Kind;
+    using Kind = DeviceChange::Kind;
     const char *health = change.healthy ? kHealthy : kUnhealthy;
     switch (change.kind) {
     case Kind::Advertised:
@@ -75,8 +75,8 @@ void applyUevent(DeviceRegistry &registry, const Uevent &event)
     }
 }
 
-EventDispatch::EventDispatch(EventLoop &loop, DeviceRegistry &registry, Publish publish, Metrics &metrics)
-    : loop_(loop), registry_(registry), publish_(std::move(publish)), metrics_(metrics)
+EventDispatch::EventDispatch(EventLoop &loop, DeviceRegistry &registry, Metrics &metrics)
+    : loop_(loop), registry_(registry), metrics_(metrics)
 {
 }
 
@@ -94,12 +94,17 @@ void EventDispatch::initialScan()
     publish();
 }
 
+void EventDispatch::noteEvent()
+{
+    if (!firstEventAt_)
+        firstEventAt_ = std::chrono::steady_clock::now();
+}
+
 void EventDispatch::uevent(const Uevent &event)
 {
     log::debug("uevent", {{"action", event.action}, {"subsystem", event.subsystem}, {"device", event.sysname}});
     metrics_.ueventReceived(event.subsystem, event.action);
-    if (!firstEventAt_)
-        firstEventAt_ = std::chrono::steady_clock::now();
+    noteEvent();
     applyUevent(registry_, event);
     reportProblem(event.sysname);
 }
@@ -113,49 +118,60 @@ void EventDispatch::ueventBatchEnd(UeventMonitor::BatchEnd end)
         requestRescan("uevents lost");
         return;
     }
-    if (!rescanQueued_)
-        publish();
+    endBatch();
 }
 
-void EventDispatch::devChanged(DevDirectory directory, DirectoryWatch::Change change, const std::string &name)
+void EventDispatch::devChanged(DevWatch::Directory directory, DirectoryWatch::Change change, const std::string &name)
 {
     log::debug("device node changed", {{"name", name}});
-    if (!firstEventAt_)
-        firstEventAt_ = std::chrono::steady_clock::now();
+    noteEvent();
     if (change == DirectoryWatch::Change::Overflow)
         metrics_.overflow("inotify");
     bool unknown = change == DirectoryWatch::Change::Overflow || change == DirectoryWatch::Change::DirectoryGone;
     switch (directory) {
-    case DevDirectory::Vfio:
+    case DevWatch::Directory::Vfio:
         if (std::optional<int> group = parseGroupNumber(name); group && !unknown)
             registry_.reconcileVfioNode(*group);
         else
             registry_.reconcileDevNodes(); // the container node, or more than one entry
         break;
-    case DevDirectory::Dev:
+    case DevWatch::Directory::Dev:
         // Of all of /dev only iommufd and the vfio directory are device state.
         if (unknown || name == "iommu" || name == "vfio")
             registry_.reconcileDevNodes();
         break;
-    case DevDirectory::VfioDevices:
-        registry_.reconcileDevNodes();
+    case DevWatch::Directory::VfioDevices:
+        // One iommufd cdev: the devices of its group, not the node.
+        if (unknown)
+            registry_.reconcileDevNodes();
+        else
+            registry_.reconcileVfioDeviceNode(name);
         break;
     }
 }
 
-void EventDispatch::devBatchEnd()
+void EventDispatch::devBatchEnd() { endBatch(); }
+
+void EventDispatch::readPolledHealth(const std::string &address)
 {
-    if (!rescanQueued_)
-        publish();
+    registry_.refreshPolledHealth(address);
+    endBatch();
 }
 
-void EventDispatch::healthRead()
+void EventDispatch::readVgpuProfiles()
 {
-    if (!rescanQueued_)
-        publish();
+    if (registry_.refreshVgpuProfiles() == 0)
+        return; // nothing changed: a tick costs no publish
+    endBatch();
 }
 
-void EventDispatch::rulesChanged()
+void EventDispatch::applyRules(std::shared_ptr<const NodeRules> rules)
+{
+    registry_.setRules(std::move(rules));
+    endBatch();
+}
+
+void EventDispatch::endBatch()
 {
     if (!rescanQueued_)
         publish();
@@ -171,11 +187,7 @@ void EventDispatch::requestRescan(const std::string &why)
     if (rescanQueued_)
         return;
     rescanQueued_ = true;
-    std::weak_ptr<EventDispatch *> self = self_;
-    loop_.post([self] {
-        if (std::shared_ptr<EventDispatch *> alive = self.lock())
-            (*alive)->runRescan();
-    });
+    loop_.post(lifeline_.guard([this] { runRescan(); }));
 }
 
 void EventDispatch::runRescan()
@@ -201,19 +213,21 @@ void EventDispatch::publish()
 {
     if (stopped_)
         return;
-    for (const DeviceIndex::Change &change : registry_.takeChanges())
+    IndexChanges changes = registry_.takeChanges();
+    changes.generation = ++generation_;
+    for (const DeviceChange &change : changes.devices)
         logChange(change);
-    std::map<std::string, Resource> changed = registry_.takeChangedResources();
-    if (!changed.empty()) {
-        metrics_.resourcesPublished(changed);
-        publish_(std::move(changed));
-    }
+    if (!changes.resources.empty())
+        metrics_.resourcesChanged(changes.resources);
+    for (IndexSubscriber *subscriber : subscribers_)
+        subscriber->indexChanged(changes);
     if (firstEventAt_) {
         metrics_.eventToPublish(std::chrono::steady_clock::now() - *firstEventAt_);
         firstEventAt_.reset();
     }
-    if (published_)
-        published_();
+    log::debug("published", {{"generation", std::to_string(generation_)},
+                             {"resources", std::to_string(changes.resources.size())},
+                             {"devices", std::to_string(changes.devices.size())}});
 }
 
 void EventDispatch::reportProblem(const std::string &id)

@@ -4,9 +4,8 @@
 
 namespace kvgpu {
 
-HealthPass::HealthPass(EventLoop &loop, DeviceRegistry &registry, std::uint64_t intervalMs,
-                       std::function<void()> publish)
-    : registry_(registry), publish_(std::move(publish)), interval_(loop), turn_(loop)
+HealthPass::HealthPass(EventLoop &loop, EventDispatch &events, std::uint64_t intervalMs)
+    : events_(events), interval_(loop), turn_(loop)
 {
     if (intervalMs > 0)
         interval_.start(intervalMs, intervalMs, [this] { start(); });
@@ -19,7 +18,7 @@ void HealthPass::start()
                    {{"done", std::to_string(next_)}, {"devices", std::to_string(targets_.size())}});
         return;
     }
-    targets_ = registry_.polledHealthTargets();
+    targets_ = events_.polledHealthTargets();
     next_ = 0;
     log::debug("health pass started", {{"devices", std::to_string(targets_.size())}});
     if (targets_.empty())
@@ -30,12 +29,11 @@ void HealthPass::start()
 void HealthPass::readNext()
 {
     if (running())
-        registry_.refreshPolledHealth(targets_[next_++]);
+        events_.readPolledHealth(targets_[next_++]);
     if (!running()) {
         turn_.stop();
         log::debug("health pass done", {{"devices", std::to_string(targets_.size())}});
     }
-    publish_();
 }
 
 } // namespace kvgpu

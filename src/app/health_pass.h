@@ -3,18 +3,17 @@
 // read of a GPU that fell off the bus can take milliseconds, so a pass never
 // reads the whole node in one callback: it reads one device per loop turn,
 // and the uevents, inotify changes and gRPC work that arrive meanwhile are
-// served between two devices rather than after the last one. Each device's
-// verdict is published as soon as it is read.
+// served between two devices rather than after the last one. Each device is
+// read, and its verdict published, by the event dispatch (the one owner of
+// change); the pass only paces the reads.
 //
-// Threading contract: bound to the loop thread, like the registry it reads
-// into. The callbacks run on the loop thread.
+// Threading contract: bound to the loop thread, like the dispatch it drives.
 #pragma once
 
-#include "device/registry.h"
+#include "app/event_dispatch.h"
 #include "loop/event_loop.h"
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,8 +22,7 @@ namespace kvgpu {
 class HealthPass {
 public:
     // Starts a pass every `intervalMs` (0: only when start() is called).
-    // `publish` runs after each device is read.
-    HealthPass(EventLoop &loop, DeviceRegistry &registry, std::uint64_t intervalMs, std::function<void()> publish);
+    HealthPass(EventLoop &loop, EventDispatch &events, std::uint64_t intervalMs);
     HealthPass(const HealthPass &) = delete;
     HealthPass &operator=(const HealthPass &) = delete;
 
@@ -36,8 +34,7 @@ public:
 private:
     void readNext();
 
-    DeviceRegistry &registry_;
-    std::function<void()> publish_;
+    EventDispatch &events_;
     Timer interval_;
     // Re-arms every turn while a pass is running. A 1 ms repeat rather than
     // 0: libuv 1.44 runs a due timer again in the same turn, before any I/O.

@@ -3,39 +3,43 @@
 // sysfs_notify (the driver's store handler only creates or destroys the
 // vGPU), and inotify on sysfs reports only writes made through the same sysfs
 // mount, which a pod's is not. So while at least one VF is bound to nvidia, a
-// timer reads each such VF's current_vgpu_type (one small read per VF) and
-// re-derives the VFs whose value changed at once. Without such VFs there is
-// no timer at all: a node without SR-IOV vGPU keeps zero idle wake-ups.
+// timer asks the event dispatch to read each such VF's current_vgpu_type (one
+// small read per VF) and to re-derive the VFs whose value changed. Without
+// such VFs there is no timer at all: a node without SR-IOV vGPU keeps zero
+// idle wake-ups.
 //
-// Threading contract: bound to the loop thread, like the registry it reads.
+// The watch is a subscriber of the device index: it learns how many VFs are
+// bound to nvidia from each publish (the index keeps the count as devices
+// change), never by scanning the node.
+//
+// Threading contract: bound to the loop thread, like the dispatch.
 #pragma once
 
-#include "device/registry.h"
+#include "app/event_dispatch.h"
+#include "device/index_changes.h"
 #include "loop/event_loop.h"
 
 #include <chrono>
-#include <functional>
 #include <memory>
 
 namespace kvgpu {
 
-class VgpuProfileWatch {
+class VgpuProfileWatch final : public IndexSubscriber {
 public:
-    // `interval` 0 disables the watch. `changed` runs after a tick that
-    // re-derived something (the daemon publishes then).
-    VgpuProfileWatch(EventLoop &loop, DeviceRegistry &registry, std::chrono::milliseconds interval,
-                     std::function<void()> changed);
+    // `interval` 0 disables the watch.
+    VgpuProfileWatch(EventLoop &loop, EventDispatch &events, std::chrono::milliseconds interval);
 
-    // Starts the timer when the registry has nvidia-bound VFs and it is not
-    // running; stops it when none is left. Call after every reconcile.
-    void follow();
+    // Starts the timer when VFs are bound to nvidia and it is not running;
+    // stops it when none is left.
+    void indexChanged(const IndexChanges &changes) override;
     bool running() const { return timer_ != nullptr; }
+    // Stops the timer for good (before the loop closes).
+    void stop();
 
 private:
     EventLoop &loop_;
-    DeviceRegistry &registry_;
+    EventDispatch &events_;
     std::chrono::milliseconds interval_;
-    std::function<void()> changed_;
     std::unique_ptr<Timer> timer_;
 };
 

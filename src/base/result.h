@@ -55,4 +55,25 @@ private:
     std::variant<T, E> state_;
 };
 
+// For a step that yields nothing but can fail: `return {};` is success.
+template <typename E>
+class [[nodiscard]] Result<void, E> {
+public:
+    Result() = default;
+    Result(E error) : error_(std::move(error)) {}
+
+    bool ok() const { return !error_.has_value(); }
+    explicit operator bool() const { return ok(); }
+
+    const E &failure() const { assert(!ok()); return *error_; }
+    const std::string &error() const
+    {
+        static const std::string none;
+        return ok() ? none : error_->message;
+    }
+
+private:
+    std::optional<E> error_;
+};
+
 } // namespace kvgpu

@@ -155,6 +155,7 @@ DerivedDevice deriveFunction(const PciFunction &f, const NodeObservation &node, 
         .iommuGroup = f.iommuGroup,
         .numaNode = f.numaNode,
     };
+    out.profilePolled = !f.physfn.empty() && f.driver == kSriovVgpuDriver;
     if (!f.physfn.empty() && isAdvertisedClass(f.classCode)) {
         deriveSriovVf(out, f, node, histories, rules);
     } else if (!isPassthroughDriver(f.driver)) {

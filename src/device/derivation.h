@@ -28,6 +28,9 @@ struct DerivedDevice {
     std::string resource; // empty when not advertised
     std::string repair;   // what repairing the resource name changed, if anything
     AdvertisedDevice device;
+    // An SR-IOV VF bound to nvidia: its profile can change without an event,
+    // so it is read on a timer (app/vgpu_profile_watch.h).
+    bool profilePolled = false;
 };
 
 // `rules` (may be null) are the configured rules of this node: the first that

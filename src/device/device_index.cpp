@@ -8,7 +8,6 @@ namespace kvgpu {
 
 namespace {
 
-
 bool rowOrder(const DeviceRow &a, const DeviceRow &b)
 {
     // PCI functions first, by address; then mdevs, by UUID.
@@ -63,46 +62,68 @@ void DeviceIndex::set(const std::string &id, std::optional<DerivedDevice> derive
     }
 
     if (before) {
-        if (!(afterResource == beforeResource && *before == derived->device))
-            touched_.insert(beforeResource);
+        bool unchanged = afterResource == beforeResource && *before == derived->device;
+        if (!unchanged)
+            touched_[beforeResource].insert(id);
         groups_[before->iommuGroup].erase(id);
-        resources_.at(beforeResource).devices.erase(id);
+        eraseAdvertised(beforeResource, id);
     }
     if (!afterResource.empty()) {
-        resources_.at(afterResource).devices[id] = derived->device;
+        insertAdvertised(afterResource, derived->device);
         groups_[derived->device.iommuGroup].insert(id);
         if (!before || afterResource != beforeResource)
-            touched_.insert(afterResource);
+            touched_[afterResource].insert(id);
     }
+    if (derived && derived->profilePolled)
+        profilePolled_.insert(id);
+    else
+        profilePolled_.erase(id);
     if (derived)
         devices_[id] = std::move(*derived);
     else if (old != devices_.end())
         devices_.erase(old);
 }
 
+void DeviceIndex::insertAdvertised(const std::string &resource, const AdvertisedDevice &device)
+{
+    ResourceState &state = resources_.at(resource);
+    state.unhealthy += device.healthy ? 0 : 1;
+    state.devices.insert_or_assign(device.id, device);
+}
+
+void DeviceIndex::eraseAdvertised(const std::string &resource, const std::string &id)
+{
+    ResourceState &state = resources_.at(resource);
+    auto it = state.devices.find(id);
+    state.unhealthy -= it->second.healthy ? 0 : 1;
+    state.devices.erase(it);
+}
+
 Resource DeviceIndex::resource(const std::string &name) const
 {
     const ResourceState &state = resources_.at(name);
-    Resource out{name, state.kind, {}};
-    out.devices.reserve(state.devices.size());
-    for (const auto &[id, device] : state.devices)
-        out.devices.push_back(device);
-    return out;
+    return toResource(name, state.kind, state.devices);
 }
 
-std::map<std::string, Resource> DeviceIndex::takeChangedResources()
+IndexChanges DeviceIndex::takeChanges()
 {
-    std::map<std::string, Resource> out;
-    for (const std::string &name : touched_)
-        out.emplace(name, resource(name));
+    IndexChanges out;
+    out.devices.swap(changes_);
+    for (const auto &[name, ids] : touched_) {
+        const ResourceState &state = resources_.at(name);
+        ResourceDelta &delta = out.resources[name];
+        delta.kind = state.kind;
+        for (const std::string &id : ids) {
+            if (auto it = state.devices.find(id); it != state.devices.end())
+                delta.set.push_back(it->second);
+            else
+                delta.removed.push_back(id);
+        }
+        delta.unhealthy = state.unhealthy;
+        delta.healthy = state.devices.size() - state.unhealthy;
+    }
     touched_.clear();
-    return out;
-}
-
-std::vector<DeviceIndex::Change> DeviceIndex::takeChanges()
-{
-    std::vector<Change> out;
-    out.swap(changes_);
+    out.profilePolledVfs = profilePolled_.size();
     return out;
 }
 

@@ -9,6 +9,7 @@
 #include "device/derivation.h"
 #include "device/device_row.h"
 #include "device/health_history.h"
+#include "device/index_changes.h"
 #include "device/observation.h"
 #include "device/pci_names.h"
 #include "device/resource.h"
@@ -25,23 +26,17 @@ namespace kvgpu {
 // cost of an event does not grow with the size of the node.
 class DeviceIndex {
 public:
-    struct Change {
-        enum class Kind { Advertised, Withdrawn, HealthChanged, Warnings };
-        Kind kind;
-        std::string id;
-        std::string resource;
-        bool healthy = true;
-        std::string reason; // health reason
-        std::string repair; // name repair, on the first device of a repaired name
-        std::vector<std::string> warnings; // for Kind::Warnings
-    };
+    using Change = DeviceChange;
 
     // Replaces what is known of device `id`; nullopt forgets it.
     void set(const std::string &id, std::optional<DerivedDevice> derived);
 
-    // Resources whose device list changed since the last call, each built in full.
-    std::map<std::string, Resource> takeChangedResources();
-    std::vector<Change> takeChanges();
+    // What changed since the last call: per device, and per resource only the
+    // devices that changed (generation left 0 for the caller to number).
+    IndexChanges takeChanges();
+
+    // The nvidia-bound SR-IOV VFs, whose profiles change without an event.
+    const std::set<std::string> &profilePolledVfs() const { return profilePolled_; }
 
     // Advertised devices in an IOMMU group (health depends on its node).
     std::vector<std::string> idsInGroup(int group) const;
@@ -52,14 +47,19 @@ public:
 private:
     struct ResourceState {
         DeviceKind kind;
-        std::map<std::string, AdvertisedDevice> devices;
+        DeviceMap devices;
+        std::size_t unhealthy = 0;
     };
+    void insertAdvertised(const std::string &resource, const AdvertisedDevice &device);
+    void eraseAdvertised(const std::string &resource, const std::string &id);
+
     std::map<std::string, DerivedDevice> devices_;
     std::map<std::string, ResourceState> resources_; // names stay once seen: an emptied resource lists nothing
     std::map<int, std::set<std::string>> groups_;
     std::map<std::string, std::string> repairs_;
-    std::set<std::string> touched_;
+    std::map<std::string, std::set<std::string>> touched_; // resource -> ids that joined, left or changed
     std::vector<Change> changes_;
+    std::set<std::string> profilePolled_;
 };
 
 // The inventory of a whole node at once, built as the registry builds it one

@@ -44,20 +44,14 @@ const EgmRegion *DeviceRegistry::reconcileEgmRegion(const std::string &name)
     return nullptr;
 }
 
-size_t DeviceRegistry::nvidiaBoundVfs() const
-{
-    size_t n = 0;
-    for (const auto &[address, f] : node_.functions)
-        n += !f.physfn.empty() && f.driver == kSriovVgpuDriver ? 1 : 0;
-    return n;
-}
-
 size_t DeviceRegistry::refreshVgpuProfiles()
 {
     std::vector<std::string> changed;
-    for (const auto &[address, f] : node_.functions) {
-        if (f.physfn.empty() || f.driver != kSriovVgpuDriver)
+    for (const std::string &address : index_.profilePolledVfs()) {
+        auto found = node_.functions.find(address);
+        if (found == node_.functions.end())
             continue;
+        const PciFunction &f = found->second;
         std::optional<std::uint32_t> now;
         std::string problem;
         Result<std::string> text = sysfs_.readFile("bus/pci/devices/" + address + "/nvidia/current_vgpu_type");
@@ -218,6 +212,19 @@ void DeviceRegistry::reconcileDevNodes()
     node_.iommufd = dev_.hasIommufd();
     for (const std::string &id : index_.ids())
         rederive(id);
+}
+
+void DeviceRegistry::reconcileVfioDeviceNode(const std::string &name)
+{
+    std::set<int> groups;
+    for (const auto &[address, f] : node_.functions)
+        if (f.vfioDevice == name)
+            groups.insert(f.iommuGroup);
+    for (const auto &[uuid, m] : node_.mdevs)
+        if (m.vfioDevice == name)
+            groups.insert(m.iommuGroup);
+    for (int group : groups)
+        rederiveGroup(group);
 }
 
 void DeviceRegistry::reconcileVfioNode(int group)

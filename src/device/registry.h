@@ -43,6 +43,9 @@ public:
     // Re-reads every VFIO group node and whether /dev/iommu exists.
     void reconcileDevNodes();
     void reconcileVfioNode(int group);
+    // An entry of /dev/vfio/devices (an iommufd cdev, "vfio3") came or went:
+    // re-derives the groups of the devices it belongs to, and nothing else.
+    void reconcileVfioDeviceNode(const std::string &name);
     // Makes `rules` (null: none) the configured rules and re-derives every
     // device with them; devices that change resource leave the old list and
     // join the new one in the same takeChangedResources().
@@ -63,11 +66,9 @@ public:
     // SR-IOV vGPU: where learned profile names are kept across restarts
     // (empty: memory only). Call before the first rescan.
     void keepVgpuNamesIn(const std::string &path);
-    // How many VFs are bound to nvidia: while any is, a profile can change
-    // without an event, so the daemon watches them (refreshVgpuProfiles).
-    size_t nvidiaBoundVfs() const;
     // Reads nvidia/current_vgpu_type of every nvidia-bound VF (one small read
-    // each) and re-reads every VF whose value changed; returns how many did.
+    // each; the index keeps which they are) and re-reads every VF whose value
+    // changed; returns how many did.
     size_t refreshVgpuProfiles();
 
     // Grace EGM regions as last read (rescan, egm uevents). Re-reads them and
@@ -75,10 +76,8 @@ public:
     const EgmRegion *reconcileEgmRegion(const std::string &name);
     const std::vector<EgmRegion> &egmRegions() const { return egm_; }
 
-    // What changed since the last call: resources whose lists differ (in full),
-    // and one entry per device that was advertised, withdrawn or changed health.
-    std::map<std::string, Resource> takeChangedResources() { return index_.takeChangedResources(); }
-    std::vector<DeviceIndex::Change> takeChanges() { return index_.takeChanges(); }
+    // What changed since the last call (device_index.h).
+    IndexChanges takeChanges() { return index_.takeChanges(); }
 
     const NodeObservation &observation() const { return node_; }
     const HealthHistories &healthHistory() const { return history_; }

@@ -12,7 +12,7 @@
 // thread-safe.
 #pragma once
 
-#include "device/resource.h"
+#include "device/index_changes.h"
 
 #include <chrono>
 #include <map>
@@ -28,8 +28,8 @@ public:
     // A shared instance that records nothing, for code run without metrics.
     static Metrics &none();
 
-    // The devices of resources whose lists changed, as published to the kubelet.
-    virtual void resourcesPublished(const std::map<std::string, Resource> & /*changed*/) {}
+    // What changed in the resources, as published to the index's subscribers.
+    virtual void resourcesChanged(const std::map<std::string, ResourceDelta> & /*changed*/) {}
 
     // A Register call to the kubelet finished, accepted or not.
     virtual void registrationFinished(const std::string & /*resource*/, bool /*succeeded*/) {}

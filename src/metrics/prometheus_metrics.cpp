@@ -124,28 +124,31 @@ PrometheusMetrics::PrometheusMetrics(const std::string &version)
 
 PrometheusMetrics::~PrometheusMetrics() = default;
 
-void PrometheusMetrics::resourcesPublished(const std::map<std::string, Resource> &changed)
+void PrometheusMetrics::resourcesChanged(const std::map<std::string, ResourceDelta> &changed)
 {
     std::lock_guard lock(mutex_);
-    for (const auto &[name, resource] : changed) {
-        double healthy = 0, unhealthy = 0;
-        std::vector<prometheus::Gauge *> &series = unhealthyByResource_[name];
-        for (prometheus::Gauge *gauge : series)
-            unhealthyDevice_.Remove(gauge);
-        series.clear();
-        for (const AdvertisedDevice &device : resource.devices) {
-            if (device.healthy) {
-                ++healthy;
-                continue;
+    for (const auto &[name, delta] : changed) {
+        // Only the devices that changed: their old series go, unhealthy ones get a new one.
+        std::map<std::string, prometheus::Gauge *> &series = unhealthyByResource_[name];
+        auto drop = [&](const std::string &id) {
+            if (auto it = series.find(id); it != series.end()) {
+                unhealthyDevice_.Remove(it->second);
+                series.erase(it);
             }
-            ++unhealthy;
+        };
+        for (const std::string &id : delta.removed)
+            drop(id);
+        for (const AdvertisedDevice &device : delta.set) {
+            drop(device.id);
+            if (device.healthy)
+                continue;
             prometheus::Gauge &gauge =
                 unhealthyDevice_.Add({{"resource", name}, {"device", device.id}, {"reason", device.healthReason}});
             gauge.Set(1);
-            series.push_back(&gauge);
+            series.emplace(device.id, &gauge);
         }
-        devices_.Add({{"resource", name}, {"health", "healthy"}}).Set(healthy);
-        devices_.Add({{"resource", name}, {"health", "unhealthy"}}).Set(unhealthy);
+        devices_.Add({{"resource", name}, {"health", "healthy"}}).Set(static_cast<double>(delta.healthy));
+        devices_.Add({{"resource", name}, {"health", "unhealthy"}}).Set(static_cast<double>(delta.unhealthy));
     }
 }
 

@@ -31,7 +31,7 @@ public:
     explicit PrometheusMetrics(const std::string &version);
     ~PrometheusMetrics() override;
 
-    void resourcesPublished(const std::map<std::string, Resource> &changed) override;
+    void resourcesChanged(const std::map<std::string, ResourceDelta> &changed) override;
     void registrationFinished(const std::string &resource, bool succeeded) override;
     void registrationState(const std::string &resource, bool registered) override;
     void allocateCall(const std::string &resource, int grpcStatusCode) override;
@@ -62,7 +62,8 @@ private:
     prometheus::Histogram &eventToPublish_;
 
     std::mutex mutex_;
-    std::map<std::string, std::vector<prometheus::Gauge *>> unhealthyByResource_; // guarded by mutex_
+    // The unhealthy-device series of each resource, by device id.
+    std::map<std::string, std::map<std::string, prometheus::Gauge *>> unhealthyByResource_; // guarded by mutex_
     prometheus::Gauge *activeConfig_ = nullptr;                                     // guarded by mutex_
 };
 

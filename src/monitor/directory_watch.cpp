@@ -9,31 +9,27 @@
 
 namespace kvgpu {
 
-std::unique_ptr<DirectoryWatch> DirectoryWatch::create(EventLoop &loop, const std::string &directory,
-                                                       Callbacks callbacks, std::string &error)
+Result<std::unique_ptr<DirectoryWatch>> DirectoryWatch::create(EventLoop &loop, const std::string &directory,
+                                                               Callbacks callbacks, std::uint32_t extraMask)
 {
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0) {
-        error = std::string("inotify_init1: ") + std::strerror(errno);
-        return nullptr;
-    }
+    if (fd < 0)
+        return Error{std::string("inotify_init1: ") + std::strerror(errno)};
     uint32_t mask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
-                    IN_ONLYDIR;
+                    IN_ONLYDIR | extraMask;
     if (inotify_add_watch(fd, directory.c_str(), mask) < 0) {
-        error = "cannot watch " + directory + ": " + std::strerror(errno);
+        std::string error = "cannot watch " + directory + ": " + std::strerror(errno);
         ::close(fd);
-        return nullptr;
+        return Error{error};
     }
     auto watch = std::unique_ptr<DirectoryWatch>(new DirectoryWatch(loop, fd, directory, std::move(callbacks)));
-    if (int rc = watch->watcher_->start([raw = watch.get()](int status) { raw->onPoll(status); }); rc < 0) {
-        error = "cannot poll the inotify watch of " + directory + ": " + uv_strerror(rc);
-        return nullptr;
-    }
+    if (int rc = watch->startPolling(); rc < 0)
+        return Error{"cannot poll the inotify watch of " + directory + ": " + uv_strerror(rc)};
     return watch;
 }
 
 DirectoryWatch::DirectoryWatch(EventLoop &loop, int fd, std::string directory, Callbacks callbacks)
-    : loop_(loop), fd_(fd), directory_(std::move(directory)), callbacks_(std::move(callbacks)),
+    : fd_(fd), directory_(std::move(directory)), callbacks_(std::move(callbacks)),
       watcher_(std::make_unique<FdWatcher>(loop, fd))
 {
 }
@@ -44,30 +40,26 @@ DirectoryWatch::~DirectoryWatch()
     ::close(fd_);
 }
 
-void DirectoryWatch::onPoll(int status)
+int DirectoryWatch::startPolling()
 {
-    readAll();
-    if (status < 0) {
-        // libuv has stopped the handle. Restarting it here would replace the
-        // callback that is running, so it is restarted from the inbox.
-        log::warn("inotify watch reported an error; re-reading",
-                  {{"path", directory_}, {"error", uv_strerror(status)}});
-        callbacks_.change(Change::Overflow, {});
-        std::weak_ptr<DirectoryWatch *> self = self_;
-        loop_.post([self] {
-            if (std::shared_ptr<DirectoryWatch *> alive = self.lock())
-                (*alive)->restartPolling();
-        });
-    }
-    if (callbacks_.drained)
-        callbacks_.drained();
+    return watcher_->start([this](int status) { onPoll(status); });
 }
 
-void DirectoryWatch::restartPolling()
+void DirectoryWatch::onPoll(int status)
 {
-    if (int rc = watcher_->start([this](int status) { onPoll(status); }); rc < 0)
-        log::error("cannot poll the inotify watch again: changes there are missed until the plugin restarts",
-                   {{"path", directory_}, {"error", uv_strerror(rc)}});
+    if (status < 0) {
+        // libuv has stopped the handle; what was missed is unknown.
+        log::warn("inotify watch reported an error; re-reading",
+                  {{"path", directory_}, {"error", uv_strerror(status)}});
+        if (int rc = startPolling(); rc < 0)
+            log::error("cannot poll the inotify watch again: changes there are missed until the plugin restarts",
+                       {{"path", directory_}, {"error", uv_strerror(rc)}});
+    }
+    readAll();
+    if (status < 0)
+        callbacks_.change(Change::Overflow, {});
+    if (callbacks_.drained)
+        callbacks_.drained();
 }
 
 void DirectoryWatch::readAll()
@@ -87,7 +79,7 @@ void DirectoryWatch::readAll()
                 callbacks_.change(Change::Overflow, name);
             else if (event->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
                 callbacks_.change(Change::DirectoryGone, name);
-            else if (event->mask & (IN_CREATE | IN_MOVED_TO))
+            else if (event->mask & (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE))
                 callbacks_.change(Change::Created, name);
             else if (event->mask & (IN_DELETE | IN_MOVED_FROM))
                 callbacks_.change(Change::Deleted, name);

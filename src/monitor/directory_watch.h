@@ -5,14 +5,16 @@
 // Every wake-up reads all queued changes and then calls `drained`, so that an
 // owner applies a burst of changes and publishes once, as it does for a burst
 // of uevents. If epoll reports an error on the inotify fd, libuv stops the
-// poll handle; the watch reads what is queued, reports Overflow (what it
-// missed is unknown) and polls again.
+// poll handle; the watch polls again, reads what is queued and reports
+// Overflow (what it missed is unknown).
 //
 // Threading contract: bound to the loop thread; callbacks run on it.
 #pragma once
 
+#include "base/result.h"
 #include "loop/event_loop.h"
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,13 +30,15 @@ public:
         std::function<void()> drained; // optional: after the changes of one wake-up
     };
 
-    // Returns nullptr (with the reason in `error`) when the directory cannot be watched.
-    static std::unique_ptr<DirectoryWatch> create(EventLoop &loop, const std::string &directory,
-                                                  Callbacks callbacks, std::string &error);
-    static std::unique_ptr<DirectoryWatch> create(EventLoop &loop, const std::string &directory,
-                                                  Callback callback, std::string &error)
+    // `extraMask` adds inotify events to watch (reported as Created), e.g.
+    // IN_CLOSE_WRITE for a file written in place. Fails when the directory
+    // cannot be watched.
+    static Result<std::unique_ptr<DirectoryWatch>> create(EventLoop &loop, const std::string &directory,
+                                                          Callbacks callbacks, std::uint32_t extraMask = 0);
+    static Result<std::unique_ptr<DirectoryWatch>> create(EventLoop &loop, const std::string &directory,
+                                                          Callback callback)
     {
-        return create(loop, directory, Callbacks{std::move(callback), {}}, error);
+        return create(loop, directory, Callbacks{std::move(callback), {}});
     }
     ~DirectoryWatch();
     DirectoryWatch(const DirectoryWatch &) = delete;
@@ -46,15 +50,12 @@ private:
     DirectoryWatch(EventLoop &loop, int fd, std::string directory, Callbacks callbacks);
     void onPoll(int status);
     void readAll();
-    void restartPolling();
+    int startPolling();
 
-    EventLoop &loop_;
     int fd_;
     std::string directory_;
     Callbacks callbacks_;
     std::unique_ptr<FdWatcher> watcher_;
-    // Lets a deferred restart see that the watch is gone.
-    std::shared_ptr<DirectoryWatch *> self_ = std::make_shared<DirectoryWatch *>(this);
 };
 
 } // namespace kvgpu

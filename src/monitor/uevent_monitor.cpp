@@ -30,8 +30,8 @@ Uevent toUevent(udev_device *device)
 
 } // namespace
 
-UeventMonitor::UeventMonitor(EventLoop &loop, Config config, Callbacks callbacks)
-    : loop_(loop), config_(config), callbacks_(std::move(callbacks))
+UeventMonitor::UeventMonitor(EventLoop &loop, Config config, Sink &sink)
+    : loop_(loop), config_(config), sink_(sink)
 {
 }
 
@@ -106,14 +106,17 @@ void UeventMonitor::onPoll(int status)
     if (status < 0) {
         // epoll reported the socket's error (ENOBUFS: the buffer overflowed)
         // before a read did, and libuv has stopped the poll handle. The reads
-        // below take the error and drain the queue; polling starts again
-        // outside this callback.
+        // below take the error and drain the queue; polling starts again at
+        // once (FdWatcher keeps the running callback alive while it is
+        // replaced).
         polling_ = false;
         if (!lost_)
             log::warn("uevent receive buffer overflowed; events were lost, rescanning once the queue is drained",
                       {{"reported", uv_strerror(status)}});
         lost_ = true;
-        defer(&UeventMonitor::restartPolling);
+        restartPolling();
+        if (!monitor_)
+            return; // re-opened (and reported) or closed by restartPolling
     }
     readBatch();
 }
@@ -139,29 +142,20 @@ void UeventMonitor::readBatch()
                 // refuses is dropped by it): the kernel delivers again.
                 BatchEnd end = lost_ ? BatchEnd::Lost : BatchEnd::Drained;
                 lost_ = false;
-                callbacks_.batchEnd(end);
+                sink_.ueventBatchEnd(end);
                 return;
             }
             log::error("the uevent socket failed; re-opening it", {{"error", errnoText(error)}});
             lost_ = true;
-            defer(&UeventMonitor::reopen);
+            reopen();
             return;
         }
         Uevent event = toUevent(device);
         udev_device_unref(device);
-        callbacks_.event(event);
+        sink_.uevent(event);
     }
     if (!lost_)
-        callbacks_.batchEnd(BatchEnd::Paused);
-}
-
-void UeventMonitor::defer(void (UeventMonitor::*step)())
-{
-    std::weak_ptr<UeventMonitor *> self = self_;
-    loop_.post([self, step] {
-        if (std::shared_ptr<UeventMonitor *> alive = self.lock())
-            ((*alive)->*step)();
-    });
+        sink_.ueventBatchEnd(BatchEnd::Paused);
 }
 
 void UeventMonitor::restartPolling()
@@ -188,7 +182,7 @@ void UeventMonitor::reopen()
     log::info("uevent socket re-opened; rescanning", {{"receive_buffer", std::to_string(*opened)}});
     // Whatever happened while there was no socket is unknown.
     lost_ = false;
-    callbacks_.batchEnd(BatchEnd::Lost);
+    sink_.ueventBatchEnd(BatchEnd::Lost);
 }
 
 bool UeventMonitor::ensureListening()

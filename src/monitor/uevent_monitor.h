@@ -16,13 +16,12 @@
 // At most kBatchLimit events are read per loop turn, so that a storm cannot
 // keep signals (SIGTERM) and the kubelet's work waiting.
 //
-// Threading contract: bound to the loop thread; callbacks run on it.
+// Threading contract: bound to the loop thread; the sink is called on it.
 #pragma once
 
 #include "base/result.h"
 #include "loop/event_loop.h"
 
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,16 +52,19 @@ public:
         Paused,  // kBatchLimit events were read and more are queued; the rest comes next turn
         Lost,    // events were dropped (or the socket was re-opened) and the queue is now empty: rescan
     };
-    struct Callbacks {
-        std::function<void(const Uevent &)> event;
-        // After the events of a batch, so the owner publishes once per batch.
+    // Where the monitor's events go (EventDispatch in the daemon).
+    class Sink {
+    public:
+        virtual ~Sink() = default;
+        virtual void uevent(const Uevent &event) = 0;
+        // After the events of a batch, so the sink publishes once per batch.
         // While events are known lost and the queue is not yet empty, batches
         // end silently: what was read is known to be incomplete.
-        std::function<void(BatchEnd)> batchEnd;
+        virtual void ueventBatchEnd(BatchEnd end) = 0;
     };
     static constexpr int kBatchLimit = 256;
 
-    UeventMonitor(EventLoop &loop, Config config, Callbacks callbacks);
+    UeventMonitor(EventLoop &loop, Config config, Sink &sink);
     ~UeventMonitor();
     UeventMonitor(const UeventMonitor &) = delete;
     UeventMonitor &operator=(const UeventMonitor &) = delete;
@@ -81,22 +83,17 @@ private:
     void close();
     void onPoll(int status);
     void readBatch();
-    // Work that must not run inside the FdWatcher's own callback (restarting
-    // it replaces the callback that is running), deferred to the inbox.
-    void defer(void (UeventMonitor::*step)());
     void restartPolling();
     void reopen();
 
     EventLoop &loop_;
     const Config config_;
-    Callbacks callbacks_;
+    Sink &sink_;
     udev *udev_ = nullptr;
     udev_monitor *monitor_ = nullptr;
     std::unique_ptr<FdWatcher> watcher_;
     bool polling_ = false;    // the poll handle is started
     bool lost_ = false;       // events were dropped since the queue was last empty
-    // Lets a deferred step see that the monitor is gone.
-    std::shared_ptr<UeventMonitor *> self_ = std::make_shared<UeventMonitor *>(this);
 };
 
 } // namespace kvgpu

@@ -8,13 +8,12 @@ Result<std::unique_ptr<KubeletWatch>> KubeletWatch::create(EventLoop &loop, cons
                                                            PluginManager &manager)
 {
     std::unique_ptr<KubeletWatch> watch(new KubeletWatch(manager));
-    std::string error;
     KubeletWatch *self = watch.get();
-    watch->watch_ = DirectoryWatch::create(
-        loop, pluginDir, [self](DirectoryWatch::Change change, const std::string &name) { self->onChange(change, name); },
-        error);
-    if (!watch->watch_)
-        return Error{"cannot watch the plugin directory: " + error};
+    auto directory = DirectoryWatch::create(
+        loop, pluginDir, [self](DirectoryWatch::Change change, const std::string &name) { self->onChange(change, name); });
+    if (!directory)
+        return Error{"cannot watch the plugin directory: " + directory.error()};
+    watch->watch_ = std::move(directory).value();
     return watch;
 }
 

@@ -92,6 +92,18 @@ void PluginManager::update(std::map<std::string, Resource> changed)
     }
 }
 
+void PluginManager::indexChanged(const IndexChanges &changes)
+{
+    std::map<std::string, Resource> changed;
+    for (const auto &[name, delta] : changes.resources) {
+        DeviceMap &devices = lists_[name];
+        applyDelta(devices, delta);
+        changed.emplace(name, toResource(name, delta.kind, devices));
+    }
+    if (!changed.empty())
+        update(std::move(changed));
+}
+
 void PluginManager::kubeletChanged()
 {
     if (shutDown_)

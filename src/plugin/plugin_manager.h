@@ -22,6 +22,7 @@
 // themselves in a thread-safe tally that awaitStopped() waits on.
 #pragma once
 
+#include "device/index_changes.h"
 #include "device/node_reader.h"
 #include "device/resource.h"
 #include "device/sysfs.h"
@@ -55,7 +56,7 @@ struct PluginTiming {
     std::chrono::milliseconds stableStream{10000};
 };
 
-class PluginManager {
+class PluginManager final : public IndexSubscriber {
 public:
     // The real servers and kubelet, in config.pluginDir.
     PluginManager(EventLoop &loop, PluginConfig config);
@@ -71,6 +72,9 @@ public:
     // with an empty list and keeps serving it (capacity 0) rather than
     // vanishing from the node.
     void update(std::map<std::string, Resource> changed);
+    // As a subscriber of the device index: applies each resource's changes to
+    // the list it keeps and publishes the lists that changed (update()).
+    void indexChanged(const IndexChanges &changes) override;
 
     // What the KubeletWatch reports. kubelet.sock was created or deleted.
     void kubeletChanged();
@@ -152,6 +156,7 @@ private:
     // Owned until their completion arrives (never destroyed inside it).
     std::map<unsigned, std::unique_ptr<RegistrationCall>> calls_;
     std::map<unsigned, std::unique_ptr<ResourceEndpoint>> stoppingServers_;
+    std::map<std::string, DeviceMap> lists_; // each resource's devices, as the index published them
     unsigned nextSerial_ = 1;
     std::shared_ptr<Tally> tally_ = std::make_shared<Tally>();
     // Posted tasks hold a weak reference: the loop may outlive the manager.

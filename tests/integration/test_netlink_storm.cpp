@@ -190,7 +190,7 @@ private:
 
 // The plugin's own UeventMonitor on a loop of the test, for the moments that
 // a whole daemon cannot pin down.
-class Listener {
+class Listener final : public kvgpu::UeventMonitor::Sink {
 public:
     Listener()
     {
@@ -198,20 +198,23 @@ public:
         monitor = std::make_unique<kvgpu::UeventMonitor>(
             loop,
             kvgpu::UeventMonitor::Config{.source = kvgpu::UeventMonitor::Source::Kernel, .receiveBufferBytes = 4096},
-            kvgpu::UeventMonitor::Callbacks{.event = [this](const kvgpu::Uevent &event) {
-                                                heard.push_back(event.sysname);
-                                                if (until && until(event.sysname, nullptr))
-                                                    loop.stop();
-                                            },
-                                            .batchEnd = [this](kvgpu::UeventMonitor::BatchEnd end) {
-                                                ends.push_back(end);
-                                                if (end == kvgpu::UeventMonitor::BatchEnd::Lost && !heardAtLoss)
-                                                    heardAtLoss = heard.size();
-                                                if (until && until({}, &end))
-                                                    loop.stop();
-                                            }});
+            *this);
     }
-    ~Listener()
+    void uevent(const kvgpu::Uevent &event) override
+    {
+        heard.push_back(event.sysname);
+        if (until && until(event.sysname, nullptr))
+            loop.stop();
+    }
+    void ueventBatchEnd(kvgpu::UeventMonitor::BatchEnd end) override
+    {
+        ends.push_back(end);
+        if (end == kvgpu::UeventMonitor::BatchEnd::Lost && !heardAtLoss)
+            heardAtLoss = heard.size();
+        if (until && until({}, &end))
+            loop.stop();
+    }
+    ~Listener() override
     {
         monitor.reset();
         loop.close();

@@ -1,5 +1,6 @@
-// The one event path, in-process on a real EventLoop: what reaches the plugin
-// manager (the Publish callback) after events from each source, and how often
+// The one event path, in-process on a real EventLoop: what reaches a
+// subscriber of the index (as the plugin manager keeps it: whole lists,
+// rebuilt from each publish's changes) after events from each source, and how often
 // the node is rescanned (every rescan names each GPU once, which the fake
 // pci.ids counts).
 #include "app/event_dispatch.h"
@@ -21,13 +22,32 @@ struct Node {
     FakeNames names = nvidiaNames();
     EventLoop loop;
     DeviceRegistry registry;
+    // The lists of the resources that changed, after each publish that changed one.
     std::vector<std::map<std::string, Resource>> published;
+    std::vector<std::uint64_t> generations;
     EventDispatch events;
 
-    Node()
-        : registry((build(), SysfsTree(sys.root())), DevTree(dev.root()), names),
-          events(loop, registry, [this](std::map<std::string, Resource> changed) { published.push_back(changed); })
+    struct Recorder final : IndexSubscriber {
+        Node &node;
+        std::map<std::string, DeviceMap> lists;
+        explicit Recorder(Node &n) : node(n) {}
+        void indexChanged(const IndexChanges &changes) override
+        {
+            node.generations.push_back(changes.generation);
+            if (changes.resources.empty())
+                return;
+            std::map<std::string, Resource> changed;
+            for (const auto &[name, delta] : changes.resources) {
+                applyDelta(lists[name], delta);
+                changed.emplace(name, toResource(name, delta.kind, lists[name]));
+            }
+            node.published.push_back(std::move(changed));
+        }
+    } recorder{*this};
+
+    Node() : registry((build(), SysfsTree(sys.root())), DevTree(dev.root()), names), events(loop, registry)
     {
+        events.subscribe(recorder);
     }
 
     void build()
@@ -67,8 +87,8 @@ TEST_CASE("group nodes deleted in /dev/vfio are published once, at the end of th
 
     node.dev.remove("vfio/12");
     node.dev.remove("vfio/13");
-    node.events.devChanged(EventDispatch::DevDirectory::Vfio, DirectoryWatch::Change::Deleted, "12");
-    node.events.devChanged(EventDispatch::DevDirectory::Vfio, DirectoryWatch::Change::Deleted, "13");
+    node.events.devChanged(DevWatch::Directory::Vfio, DirectoryWatch::Change::Deleted, "12");
+    node.events.devChanged(DevWatch::Directory::Vfio, DirectoryWatch::Change::Deleted, "13");
     CHECK(node.published.size() == 1); // nothing before the batch ends
 
     node.events.devBatchEnd();
@@ -118,7 +138,7 @@ TEST_CASE("a batch that ends while a rescan is queued waits for the rescan, whic
     node.events.initialScan();
     node.events.ueventBatchEnd(UeventMonitor::BatchEnd::Lost);
     node.dev.remove("vfio/12");
-    node.events.devChanged(EventDispatch::DevDirectory::Vfio, DirectoryWatch::Change::Deleted, "12");
+    node.events.devChanged(DevWatch::Directory::Vfio, DirectoryWatch::Change::Deleted, "12");
     node.events.devBatchEnd();
     CHECK(node.published.size() == 1);
 
@@ -138,4 +158,40 @@ TEST_CASE("stop (SIGTERM) drops a queued rescan, and nothing is published after 
     node.turnLoop();
     CHECK(node.names.lookups == lookups);
     CHECK(node.published.size() == 1);
+}
+
+TEST_CASE("every publish has the next generation, also one that changed nothing")
+{
+    Node node;
+    node.events.initialScan();
+    node.events.ueventBatchEnd(UeventMonitor::BatchEnd::Drained);
+    node.events.devBatchEnd();
+    CHECK(node.generations == std::vector<std::uint64_t>{1, 2, 3});
+    CHECK(node.events.generation() == 3);
+    CHECK(node.published.size() == 1); // only the first changed a list
+}
+
+TEST_CASE("an iommufd cdev coming or going re-derives the devices of its group, not the node")
+{
+    Node node;
+    node.sys.mkdir("devices/pci0000:64/0000:64:00.0/0000:65:00.0/vfio-dev/vfio3");
+    node.events.initialScan();
+    const int perGpu = node.names.lookups / 2;
+    REQUIRE(perGpu > 0);
+
+    int before = node.names.lookups;
+    node.events.devChanged(DevWatch::Directory::VfioDevices, DirectoryWatch::Change::Created, "vfio3");
+    node.events.devBatchEnd();
+    CHECK(node.names.lookups == before + perGpu); // 0000:65:00.0 alone
+
+    before = node.names.lookups;
+    node.events.devChanged(DevWatch::Directory::VfioDevices, DirectoryWatch::Change::Deleted, "vfio9");
+    node.events.devBatchEnd();
+    CHECK(node.names.lookups == before); // nobody's cdev: nothing to re-derive
+
+    // What is missed is unknown: then the whole node.
+    before = node.names.lookups;
+    node.events.devChanged(DevWatch::Directory::VfioDevices, DirectoryWatch::Change::Overflow, "");
+    node.events.devBatchEnd();
+    CHECK(node.names.lookups == before + 2 * perGpu);
 }

@@ -71,16 +71,13 @@ TEST_CASE("a directory watch reports created and deleted names")
     kvgpu::test::TempTree dir;
     EventLoop loop;
     std::vector<std::string> seen;
-    std::string error;
-    auto watch = DirectoryWatch::create(
-        loop, dir.root(),
-        [&](DirectoryWatch::Change change, const std::string &name) {
-            seen.push_back((change == DirectoryWatch::Change::Created ? "+" : "-") + name);
-            if (seen.size() == 2)
-                loop.stop();
-        },
-        error);
-    REQUIRE(watch);
+    auto created = DirectoryWatch::create(loop, dir.root(), [&](DirectoryWatch::Change change, const std::string &name) {
+        seen.push_back((change == DirectoryWatch::Change::Created ? "+" : "-") + name);
+        if (seen.size() == 2)
+            loop.stop();
+    });
+    REQUIRE(created);
+    std::unique_ptr<DirectoryWatch> watch = std::move(created).value();
     dir.write("kubelet.sock", "");
     dir.remove("kubelet.sock");
     loop.run();
@@ -89,8 +86,9 @@ TEST_CASE("a directory watch reports created and deleted names")
     CHECK(loop.close() == 0);
 
     EventLoop other;
-    CHECK_FALSE(DirectoryWatch::create(other, "/nonexistent-dir", [](auto, auto &) {}, error));
-    CHECK(error.find("/nonexistent-dir") != std::string::npos);
+    auto missing = DirectoryWatch::create(other, "/nonexistent-dir", [](auto, auto &) {});
+    CHECK_FALSE(missing);
+    CHECK(missing.error().find("/nonexistent-dir") != std::string::npos);
 }
 
 namespace {

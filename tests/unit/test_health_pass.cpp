@@ -1,14 +1,13 @@
-// The health pass on a real event loop and registry: it reads one device per
-// loop turn, so what happens on the node while it runs is published without
-// waiting for the pass to end.
+// The health pass on a real event loop, dispatch and registry: it reads one
+// device per loop turn, so what happens on the node while it runs is
+// published without waiting for the pass to end.
 #include "app/health_pass.h"
 #include "fake_names.h"
 #include "temp_tree.h"
+#include "timeouts.h"
 
 #include <doctest/doctest.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <functional>
 #include <fmt/format.h>
 
@@ -48,12 +47,6 @@ struct Published {
     std::string reason;
 };
 
-unsigned long scaled(unsigned long ms)
-{
-    const char *multiplier = std::getenv("KVGPU_TIMEOUT_MULTIPLIER");
-    return ms * static_cast<unsigned long>(multiplier ? std::max(1, std::atoi(multiplier)) : 1);
-}
-
 std::ptrdiff_t indexOf(const std::vector<Published> &published, const std::string &id, bool healthy)
 {
     for (size_t i = 0; i < published.size(); ++i)
@@ -62,22 +55,31 @@ std::ptrdiff_t indexOf(const std::vector<Published> &published, const std::strin
     return -1;
 }
 
-// Runs one pass on the loop, calling `onPublish` wherever the daemon would
-// publish, until the pass ends (or a generous guard expires: then false).
-bool runPass(EventLoop &loop, DeviceRegistry &registry, const std::function<void(HealthPass &)> &onPublish)
+// A subscriber of the dispatch that hands each publish to the test.
+struct Subscriber final : IndexSubscriber {
+    std::function<void(const IndexChanges &)> published;
+    void indexChanged(const IndexChanges &changes) override { published(changes); }
+};
+
+// Runs one pass on the loop, calling `onPublish` with every publish of the
+// dispatch, until the pass ends (or a generous guard expires: then false).
+bool runPass(EventLoop &loop, EventDispatch &events,
+             const std::function<void(HealthPass &, const IndexChanges &)> &onPublish)
 {
     bool ended = false;
-    HealthPass *self = nullptr;
-    HealthPass pass(loop, registry, 0, [&] {
-        onPublish(*self);
-        if (!self->running()) {
+    HealthPass pass(loop, events, 0);
+    Subscriber subscriber;
+    subscriber.published = [&](const IndexChanges &changes) {
+        onPublish(pass, changes);
+        if (!pass.running()) {
             ended = true;
             loop.stop();
         }
-    });
-    self = &pass;
+    };
+    events.subscribe(subscriber);
     Timer guard(loop);
-    guard.start(scaled(10000), 0, [&] { loop.stop(); });
+    guard.start(static_cast<uint64_t>(test::scaled(std::chrono::milliseconds(10000)).count()), 0,
+                [&] { loop.stop(); });
     pass.start();
     loop.run();
     return ended;
@@ -91,31 +93,28 @@ TEST_CASE("a vfio node removed while a health pass runs is published before the 
     test::FakeNames names = test::nvidiaNames();
     EventLoop loop;
     DeviceRegistry registry(SysfsTree(node.sys.root()), DevTree(node.dev.root()), names);
-    registry.rescan();
-    (void)registry.takeChanges();
+    EventDispatch events(loop, registry);
+    events.initialScan();
 
     // The first and the last GPU of the pass have fallen off the bus since the scan.
     node.fallOffBus(0);
     node.fallOffBus(19);
 
     std::vector<Published> published;
-    auto publish = [&] {
-        for (const DeviceIndex::Change &change : registry.takeChanges())
-            if (change.kind == DeviceIndex::Change::Kind::HealthChanged)
-                published.push_back({change.id, change.healthy, change.reason});
-    };
     bool removed = false;
-    bool passEnded = runPass(loop, registry, [&](HealthPass &) {
-        publish();
+    bool passEnded = runPass(loop, events, [&](HealthPass &, const IndexChanges &changes) {
+        for (const DeviceChange &change : changes.devices)
+            if (change.kind == DeviceChange::Kind::HealthChanged)
+                published.push_back({change.id, change.healthy, change.reason});
         // As soon as the pass has reported the first GPU, the node changes:
-        // the VFIO node of a GPU in the middle goes, and the event for it
-        // reaches the loop (as an inotify change would).
+        // the VFIO node of a GPU in the middle goes, and the inotify change
+        // for it reaches the loop.
         if (!removed && indexOf(published, node.address(0), false) >= 0) {
             removed = true;
             node.dev.remove("vfio/110");
             loop.post([&] {
-                registry.reconcileVfioNode(110);
-                publish();
+                events.devChanged(DevWatch::Directory::Vfio, DirectoryWatch::Change::Deleted, "110");
+                events.devBatchEnd();
             });
         }
     });
@@ -142,32 +141,35 @@ TEST_CASE("a GPU removed during a pass is skipped, and a pass is never stacked o
     test::FakeNames names = test::nvidiaNames();
     EventLoop loop;
     DeviceRegistry registry(SysfsTree(node.sys.root()), DevTree(node.dev.root()), names);
-    registry.rescan();
-    (void)registry.takeChanges();
+    EventDispatch events(loop, registry);
+    events.initialScan();
 
     node.fallOffBus(2);
     int publishes = 0;
-    std::vector<DeviceIndex::Change> changes;
-    bool passEnded = runPass(loop, registry, [&](HealthPass &pass) {
+    std::vector<DeviceChange> changes;
+    bool passEnded = runPass(loop, events, [&](HealthPass &pass, const IndexChanges &published) {
         ++publishes;
-        for (DeviceIndex::Change &change : registry.takeChanges())
-            changes.push_back(std::move(change));
+        changes.insert(changes.end(), published.devices.begin(), published.devices.end());
         if (publishes == 1) {
-            // The second GPU is unplugged before the pass gets to it, and the
-            // timer fires again meanwhile.
+            // The second GPU is unplugged before the pass gets to it (its
+            // uevent comes after this publish), and the timer fires again
+            // meanwhile.
             node.sys.remove("bus/pci/devices/" + node.address(1));
-            registry.reconcilePciFunction(node.address(1), {}, true);
+            loop.post([&] {
+                events.uevent(Uevent{.action = "remove", .subsystem = "pci", .sysname = node.address(1)});
+                events.ueventBatchEnd(UeventMonitor::BatchEnd::Drained);
+            });
             pass.start();
         }
     });
     CHECK(loop.close() == 0);
 
     CHECK(passEnded);
-    CHECK(publishes == 3); // one per GPU of the first pass, and no second pass
+    CHECK(publishes == 4); // one per GPU of the first pass and one for the uevent; no second pass
     REQUIRE(changes.size() == 2);
-    CHECK(changes[0].kind == DeviceIndex::Change::Kind::Withdrawn);
+    CHECK(changes[0].kind == DeviceChange::Kind::Withdrawn);
     CHECK(changes[0].id == node.address(1));
-    CHECK(changes[1].kind == DeviceIndex::Change::Kind::HealthChanged);
+    CHECK(changes[1].kind == DeviceChange::Kind::HealthChanged);
     CHECK(changes[1].id == node.address(2));
     CHECK_FALSE(registry.observation().functions.contains(node.address(1)));
 }

@@ -21,13 +21,16 @@ bool has(const std::string &exposition, const std::string &line)
     return exposition.find("\n" + line + "\n") != std::string::npos || exposition.rfind(line + "\n", 0) == 0;
 }
 
-Resource t4s(bool secondHealthy)
+// Two T4s, the second as `secondHealthy` says; both listed as changed.
+ResourceDelta t4s(bool secondHealthy)
 {
-    Resource r{"nvidia.com/TU104GL_TESLA_T4", DeviceKind::Passthrough, {}};
-    r.devices.push_back(AdvertisedDevice{.id = "0000:67:00.0"});
-    r.devices.push_back(AdvertisedDevice{.id = "0000:68:00.0", .healthy = secondHealthy,
-                                         .healthReason = secondHealthy ? "" : "no /dev/vfio/21"});
-    return r;
+    ResourceDelta d;
+    d.set.push_back(AdvertisedDevice{.id = "0000:67:00.0"});
+    d.set.push_back(AdvertisedDevice{.id = "0000:68:00.0", .healthy = secondHealthy,
+                                     .healthReason = secondHealthy ? "" : "no /dev/vfio/21"});
+    d.healthy = secondHealthy ? 2 : 1;
+    d.unhealthy = secondHealthy ? 0 : 1;
+    return d;
 }
 
 std::string httpGet(int port, const std::string &path)
@@ -69,25 +72,34 @@ TEST_CASE("before any event the counters of fixed labels are there, at zero, wit
 TEST_CASE("a device turning unhealthy moves the gauges and adds its series; recovering removes it")
 {
     PrometheusMetrics metrics("test");
-    metrics.resourcesPublished({{"nvidia.com/TU104GL_TESLA_T4", t4s(true)}});
+    metrics.resourcesChanged({{"nvidia.com/TU104GL_TESLA_T4", t4s(true)}});
     std::string text = metrics.render();
     CHECK(has(text, "kvgpu_devices{health=\"healthy\",resource=\"nvidia.com/TU104GL_TESLA_T4\"} 2"));
     CHECK(has(text, "kvgpu_devices{health=\"unhealthy\",resource=\"nvidia.com/TU104GL_TESLA_T4\"} 0"));
     CHECK(text.find("kvgpu_device_unhealthy{") == std::string::npos);
 
-    metrics.resourcesPublished({{"nvidia.com/TU104GL_TESLA_T4", t4s(false)}});
+    metrics.resourcesChanged({{"nvidia.com/TU104GL_TESLA_T4", t4s(false)}});
     text = metrics.render();
     CHECK(has(text, "kvgpu_devices{health=\"healthy\",resource=\"nvidia.com/TU104GL_TESLA_T4\"} 1"));
     CHECK(has(text, "kvgpu_devices{health=\"unhealthy\",resource=\"nvidia.com/TU104GL_TESLA_T4\"} 1"));
     CHECK(has(text, "kvgpu_device_unhealthy{device=\"0000:68:00.0\",reason=\"no /dev/vfio/21\","
                     "resource=\"nvidia.com/TU104GL_TESLA_T4\"} 1"));
 
-    metrics.resourcesPublished({{"nvidia.com/TU104GL_TESLA_T4", t4s(true)}});
+    metrics.resourcesChanged({{"nvidia.com/TU104GL_TESLA_T4", t4s(true)}});
     text = metrics.render();
     CHECK(text.find("kvgpu_device_unhealthy{") == std::string::npos);
 
+    // An unhealthy device that leaves takes its series with it.
+    metrics.resourcesChanged({{"nvidia.com/TU104GL_TESLA_T4", t4s(false)}});
+    metrics.resourcesChanged({{"nvidia.com/TU104GL_TESLA_T4",
+                               ResourceDelta{.removed = {"0000:68:00.0"}, .healthy = 1, .unhealthy = 0}}});
+    text = metrics.render();
+    CHECK(text.find("kvgpu_device_unhealthy{") == std::string::npos);
+    CHECK(has(text, "kvgpu_devices{health=\"healthy\",resource=\"nvidia.com/TU104GL_TESLA_T4\"} 1"));
+
     // An emptied resource keeps its series at zero, as it keeps serving an empty list.
-    metrics.resourcesPublished({{"nvidia.com/TU104GL_TESLA_T4", Resource{"nvidia.com/TU104GL_TESLA_T4"}}});
+    metrics.resourcesChanged(
+        {{"nvidia.com/TU104GL_TESLA_T4", ResourceDelta{.removed = {"0000:67:00.0", "0000:68:00.0"}}}});
     CHECK(has(metrics.render(), "kvgpu_devices{health=\"healthy\",resource=\"nvidia.com/TU104GL_TESLA_T4\"} 0"));
 }
 
