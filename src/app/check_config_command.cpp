@@ -7,6 +7,7 @@
 #include "device/device_index.h"
 #include "device/node_reader.h"
 #include "device/pci_names.h"
+#include "model/device_kind.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -21,7 +22,7 @@ std::string describeMatch(const DeviceMatch &m)
 {
     std::vector<std::string> keys;
     if (m.kind)
-        keys.push_back(std::string("kind=") + configKindName(*m.kind));
+        keys.push_back(std::string("kind=") + deviceKindWord(*m.kind));
     if (!m.deviceIds.empty()) {
         std::vector<std::string> ids;
         for (const PciDeviceId &id : m.deviceIds)

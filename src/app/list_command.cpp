@@ -8,6 +8,7 @@
 #include "device/nvml_vgpu_types.h"
 #include "device/pci_names.h"
 #include "device/vgpu_name_book.h"
+#include "model/device_kind.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -119,9 +120,7 @@ std::string formatDeviceJson(const Inventory &inventory)
     for (const auto &[name, resource] : inventory.resources) {
         out += i++ ? ",\n    {" : "\n    {";
         out += fmt::format("\"name\": {}, \"kind\": {}, \"envKey\": {}, \"devices\": {}}}", jsonString(name),
-                           jsonString(resource.kind == DeviceKind::Vgpu        ? "vgpu"
-                                      : resource.kind == DeviceKind::SriovVgpu ? "sriov-vgpu"
-                                                                               : "passthrough"),
+                           jsonString(deviceKindWord(resource.kind)),
                            jsonString(envKey(resource.kind, name)), resource.devices.size());
     }
     out += inventory.resources.empty() ? "]\n}\n" : "\n  ]\n}\n";

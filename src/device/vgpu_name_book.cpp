@@ -2,7 +2,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
-#include "device/sysfs_parse.h"
+#include "model/device_address.h"
 #include "device/vgpu_names.h"
 
 #include <cerrno>
