@@ -16,6 +16,11 @@
 
 namespace kvgpu {
 
+std::string vgpuNameFileIn(const std::string &stateDir)
+{
+    return stateDir.empty() ? std::string() : stateDir + "/" + kVgpuNameFile;
+}
+
 VgpuNameBook::VgpuNameBook(std::string statePath, std::unique_ptr<VgpuTypeOracle> oracle)
     : statePath_(std::move(statePath)), oracle_(std::move(oracle))
 {
