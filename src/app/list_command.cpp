@@ -96,7 +96,7 @@ std::string formatDeviceTable(const Inventory &inventory)
     return out;
 }
 
-std::string formatDeviceJson(const Inventory &inventory)
+std::string formatDeviceJson(const Inventory &inventory, const std::vector<EgmRegion> &egmRegions)
 {
     std::string out = "{\n  \"devices\": [";
     for (size_t i = 0; i < inventory.rows.size(); ++i) {
@@ -122,7 +122,16 @@ std::string formatDeviceJson(const Inventory &inventory)
                            jsonString(deviceKindWord(resource.kind)),
                            jsonString(envKey(resource.kind, name)), resource.devices.size());
     }
-    out += inventory.resources.empty() ? "]\n}\n" : "\n  ]\n}\n";
+    out += inventory.resources.empty() ? "],\n" : "\n  ],\n";
+    out += "  \"egmRegions\": [";
+    for (size_t r = 0; r < egmRegions.size(); ++r) {
+        const EgmRegion &region = egmRegions[r];
+        out += r ? ",\n    {" : "\n    {";
+        out += fmt::format("\"name\": {}, \"gpus\": [{}], \"node\": {}, \"problem\": {}}}", jsonString(region.name),
+                           jsonList(region.gpus), region.hasNode ? jsonString("/dev/" + region.name) : "null",
+                           region.problem.empty() ? "null" : jsonString(region.problem));
+    }
+    out += egmRegions.empty() ? "]\n}\n" : "\n  ]\n}\n";
     return out;
 }
 
@@ -184,7 +193,7 @@ int runListCommand(const CommonOptions &options, bool json)
         return 1;
     }
     const DeviceRegistry &node = **registry;
-    std::string text = json ? formatDeviceJson(node.inventory())
+    std::string text = json ? formatDeviceJson(node.inventory(), node.egmRegions())
                             : formatDeviceTable(node.inventory()) + formatEgmRegions(node.egmRegions()) +
                                   formatDevNodes(DevTree(options.devRoot));
     std::fwrite(text.data(), 1, text.size(), stdout);

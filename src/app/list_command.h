@@ -1,6 +1,7 @@
 // `kubevirt-gpu-device-plugin list`: one scan, then every NVIDIA PCI function
-// and every mdev with the resource it is advertised under, or why it is not.
-// The formatters are pure so they are tested on fixed inventories.
+// and every mdev with the resource it is advertised under, or why it is not,
+// and the Grace EGM regions. The formatters are pure so they are tested on
+// fixed inventories.
 #pragma once
 
 #include "base/result.h"
@@ -15,7 +16,8 @@
 namespace kvgpu {
 
 std::string formatDeviceTable(const Inventory &inventory);
-std::string formatDeviceJson(const Inventory &inventory);
+// The devices, the resources and the EGM regions, each region with its GPUs.
+std::string formatDeviceJson(const Inventory &inventory, const std::vector<EgmRegion> &egmRegions);
 // Grace EGM regions with their GPUs and device node; "" when there are none.
 std::string formatEgmRegions(const std::vector<EgmRegion> &regions);
 

@@ -263,6 +263,12 @@ egm egm5 gpus=0019:01:00.0 layout=links node=no
     CHECK(contains(out, "egm4        0009:01:00.0 0009:02:00.0"));
     CHECK(contains(out, "/dev/egm4"));
     CHECK(contains(out, "egm5        0019:01:00.0"));
+    std::string json = f.list({"--json"});
+    CHECK_MESSAGE(contains(json, "{\"name\": \"egm4\", \"gpus\": [\"0009:01:00.0\", \"0009:02:00.0\", \"0009:03:00.0\"], "
+                                 "\"node\": \"/dev/egm4\""),
+                  json);
+    CHECK(contains(json, "{\"name\": \"egm5\", \"gpus\": [\"0019:01:00.0\"], \"node\": null"));
+    CHECK(contains(json, "{\"name\": \"egm6\", \"gpus\": [\"0029:01:00.0\"]"));
 }
 
 TEST_CASE("VFIO_VGPU_RESCAN_INTERVAL from a Go plugin's DaemonSet sets the profile watch; garbage stops the plugin")
