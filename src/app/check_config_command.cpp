@@ -1,12 +1,12 @@
 #include "app/check_config_command.h"
 
+#include "app/list_command.h"
 #include "app/options.h"
 #include "base/strings.h"
 #include "config/config_parser.h"
-#include "device/derivation.h"
-#include "device/device_index.h"
-#include "device/node_reader.h"
 #include "device/pci_names.h"
+#include "device/registry.h"
+#include "model/device_kind.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -21,7 +21,7 @@ std::string describeMatch(const DeviceMatch &m)
 {
     std::vector<std::string> keys;
     if (m.kind)
-        keys.push_back(std::string("kind=") + configKindName(*m.kind));
+        keys.push_back(std::string("kind=") + deviceKindWord(*m.kind));
     if (!m.deviceIds.empty()) {
         std::vector<std::string> ids;
         for (const PciDeviceId &id : m.deviceIds)
@@ -93,20 +93,20 @@ int runCheckConfigCommand(const CommonOptions &options, const std::string &file)
         std::fprintf(stderr, "error: %s\n", config.error().c_str());
         return 1;
     }
-    SysfsTree sysfs(options.sysfsRoot);
-    if (!sysfs.exists("bus/pci/devices")) {
-        std::fprintf(stderr, "error: %s is not a sysfs tree (no bus/pci/devices)\n", options.sysfsRoot.c_str());
+    auto rules = std::make_shared<const NodeRules>(rulesForNode(*config, options.nodeName));
+    PciIdsDatabase names(options.pciIds);
+    Result<std::unique_ptr<DeviceRegistry>> registry = scanNodeOnce(options, names, rules);
+    if (!registry) {
+        std::fprintf(stderr, "error: %s\n", registry.error().c_str());
         return 1;
     }
-    NodeRules rules = rulesForNode(*config, options.nodeName);
-    PciIdsDatabase names(options.pciIds);
-    NodeObservation node = scanNode(sysfs, DevTree(options.devRoot));
-    if (std::optional<std::string> conflict = kindConflict(node, HealthHistories::firstReading(node), names, rules)) {
+    // The check the daemon makes before it takes the file (ConfigReloader).
+    if (std::optional<std::string> conflict = (*registry)->conflictOfRules(*rules)) {
         std::fprintf(stderr, "error: %s: %s\n", file.c_str(), conflict->c_str());
         return 1;
     }
-    std::string out = formatConfigCheck(file, configHash(text), options.nodeName, rules,
-                                        deriveInventory(node, names, &rules));
+    std::string out =
+        formatConfigCheck(file, configHash(text), options.nodeName, *rules, (*registry)->inventory());
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
 }

@@ -3,11 +3,11 @@
 #include "app/options.h"
 #include "base/strings.h"
 #include "config/config_parser.h"
-#include "device/device_index.h"
-#include "device/node_reader.h"
-#include "device/nvml_vgpu_types.h"
 #include "device/pci_names.h"
+#include "device/registry.h"
 #include "device/vgpu_name_book.h"
+#include "model/device_kind.h"
+#include "model/resource_name.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -96,7 +96,7 @@ std::string formatDeviceTable(const Inventory &inventory)
     return out;
 }
 
-std::string formatDeviceJson(const Inventory &inventory)
+std::string formatDeviceJson(const Inventory &inventory, const std::vector<EgmRegion> &egmRegions)
 {
     std::string out = "{\n  \"devices\": [";
     for (size_t i = 0; i < inventory.rows.size(); ++i) {
@@ -119,12 +119,19 @@ std::string formatDeviceJson(const Inventory &inventory)
     for (const auto &[name, resource] : inventory.resources) {
         out += i++ ? ",\n    {" : "\n    {";
         out += fmt::format("\"name\": {}, \"kind\": {}, \"envKey\": {}, \"devices\": {}}}", jsonString(name),
-                           jsonString(resource.kind == DeviceKind::Vgpu        ? "vgpu"
-                                      : resource.kind == DeviceKind::SriovVgpu ? "sriov-vgpu"
-                                                                               : "passthrough"),
+                           jsonString(deviceKindWord(resource.kind)),
                            jsonString(envKey(resource.kind, name)), resource.devices.size());
     }
-    out += inventory.resources.empty() ? "]\n}\n" : "\n  ]\n}\n";
+    out += inventory.resources.empty() ? "],\n" : "\n  ],\n";
+    out += "  \"egmRegions\": [";
+    for (size_t r = 0; r < egmRegions.size(); ++r) {
+        const EgmRegion &region = egmRegions[r];
+        out += r ? ",\n    {" : "\n    {";
+        out += fmt::format("\"name\": {}, \"gpus\": [{}], \"node\": {}, \"problem\": {}}}", jsonString(region.name),
+                           jsonList(region.gpus), region.hasNode ? jsonString("/dev/" + region.name) : "null",
+                           region.problem.empty() ? "null" : jsonString(region.problem));
+    }
+    out += egmRegions.empty() ? "]\n}\n" : "\n  ]\n}\n";
     return out;
 }
 
@@ -155,32 +162,40 @@ std::string formatDevNodes(const DevTree &dev)
                        cdevs);
 }
 
+Result<std::unique_ptr<DeviceRegistry>> scanNodeOnce(const CommonOptions &options, PciNameSource &names,
+                                                     std::shared_ptr<const NodeRules> rules)
+{
+    SysfsTree sysfs(options.sysfsRoot);
+    if (!sysfs.exists("bus/pci/devices"))
+        return Error{fmt::format("{} is not a sysfs tree (no bus/pci/devices)", options.sysfsRoot)};
+    auto registry = std::make_unique<DeviceRegistry>(std::move(sysfs), DevTree(options.devRoot), names);
+    registry->keepVgpuNamesIn(vgpuNameFileIn(options.stateDir));
+    registry->setRules(std::move(rules));
+    registry->rescan();
+    return registry;
+}
+
 int runListCommand(const CommonOptions &options, bool json)
 {
-    PciIdsDatabase names(options.pciIds);
-    SysfsTree sysfs(options.sysfsRoot);
-    if (!sysfs.exists("bus/pci/devices")) {
-        std::fprintf(stderr, "error: %s is not a sysfs tree (no bus/pci/devices)\n", options.sysfsRoot.c_str());
-        return 1;
-    }
-    std::optional<NodeRules> rules;
+    std::shared_ptr<const NodeRules> rules;
     if (!options.configPath.empty()) {
         Result<ResourceConfig, ConfigError> config = loadResourceConfig(options.configPath);
         if (!config) {
             std::fprintf(stderr, "error: %s\n", config.error().c_str());
             return 1;
         }
-        rules = rulesForNode(*config, options.nodeName);
+        rules = std::make_shared<const NodeRules>(rulesForNode(*config, options.nodeName));
     }
-    DevTree dev(options.devRoot);
-    NodeObservation node = scanNode(sysfs, dev);
-    VgpuNameBook vgpuNames(options.stateDir.empty() ? std::string() : options.stateDir + "/" + kVgpuNameFile,
-                           std::make_unique<NvmlVgpuTypes>());
-    vgpuNames.recallInto(node);
-    Inventory inventory = deriveInventory(node, names, rules ? &*rules : nullptr);
-    std::string text = json ? formatDeviceJson(inventory)
-                            : formatDeviceTable(inventory) + formatEgmRegions(readEgmRegions(sysfs, dev)) +
-                                  formatDevNodes(dev);
+    PciIdsDatabase names(options.pciIds);
+    Result<std::unique_ptr<DeviceRegistry>> registry = scanNodeOnce(options, names, std::move(rules));
+    if (!registry) {
+        std::fprintf(stderr, "error: %s\n", registry.error().c_str());
+        return 1;
+    }
+    const DeviceRegistry &node = **registry;
+    std::string text = json ? formatDeviceJson(node.inventory(), node.egmRegions())
+                            : formatDeviceTable(node.inventory()) + formatEgmRegions(node.egmRegions()) +
+                                  formatDevNodes(DevTree(options.devRoot));
     std::fwrite(text.data(), 1, text.size(), stdout);
     return 0;
 }

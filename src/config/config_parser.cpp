@@ -1,7 +1,9 @@
 #include "config/config_parser.h"
 
 #include "base/strings.h"
-#include "device/resource_naming.h"
+#include "model/device_address.h"
+#include "model/device_kind.h"
+#include "model/resource_name.h"
 
 #include <fstream>
 #include <map>
@@ -106,23 +108,6 @@ std::vector<YAML::Node> listOf(const YAML::Node &node, const std::string &what)
     return out;
 }
 
-// The kinds a rule may name, by their configuration spelling. A new kind of
-// device is one more row.
-struct KindName {
-    const char *name;
-    DeviceKind kind;
-};
-constexpr KindName kKindNames[] = {
-    {"passthrough", DeviceKind::Passthrough}, {"vgpu", DeviceKind::Vgpu}, {"sriov-vgpu", DeviceKind::SriovVgpu}};
-
-std::string knownKinds()
-{
-    std::vector<std::string> names;
-    for (const KindName &k : kKindNames)
-        names.push_back(k.name);
-    return join(names, ", ");
-}
-
 PciDeviceId deviceIdOf(const YAML::Node &node)
 {
     std::string text = toLowerAscii(trim(scalarOf(node, "a deviceIds entry")));
@@ -138,33 +123,10 @@ PciDeviceId deviceIdOf(const YAML::Node &node)
     refuse(node, fmt::format("deviceIds entry \"{}\" is not a vendor:device id such as \"10de:20b1\"", text));
 }
 
-bool isPciAddress(std::string_view s)
-{
-    // dddd:bb:dd.f, lower-case hex
-    if (s.size() != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.')
-        return false;
-    for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11})
-        if (!std::isxdigit(static_cast<unsigned char>(s[i])))
-            return false;
-    return true;
-}
-
-bool isUuidText(std::string_view s)
-{
-    if (s.size() != 36)
-        return false;
-    for (size_t i = 0; i < s.size(); ++i) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i])))
-            return false;
-    }
-    return true;
-}
-
 std::string addressOf(const YAML::Node &node)
 {
     std::string text = toLowerAscii(trim(scalarOf(node, "an addresses entry")));
-    if (!isPciAddress(text) && !isUuidText(text))
+    if (!isPciAddress(text) && !isUuid(text))
         refuse(node, fmt::format("addresses entry \"{}\" is neither a PCI address with its domain (\"0000:3b:00.0\") "
                                  "nor a vGPU UUID", text));
     return text;
@@ -186,11 +148,9 @@ DeviceMatch matchOf(const YAML::Node &node)
     auto keys = keysOf(node, "match", {"kind", "deviceIds", "model", "addresses", "numaNodes"});
     if (auto it = keys.find("kind"); it != keys.end()) {
         std::string word = scalarOf(it->second, "kind");
-        for (const KindName &k : kKindNames)
-            if (word == k.name)
-                match.kind = k.kind;
+        match.kind = deviceKindOfWord(word);
         if (!match.kind)
-            refuse(it->second, fmt::format("unknown kind \"{}\" (known: {})", word, knownKinds()));
+            refuse(it->second, fmt::format("unknown kind \"{}\" (known: {})", word, deviceKindWords()));
     }
     if (auto it = keys.find("deviceIds"); it != keys.end())
         for (const YAML::Node &item : listOf(it->second, "deviceIds"))
@@ -223,7 +183,7 @@ ResourceRule ruleOf(const YAML::Node &node, const std::string &path)
             refuse(it->second, fmt::format("{} has both a name and exclude: true; a rule either names devices or "
                                            "excludes them", path));
         rule.name = std::string(trim(scalarOf(it->second, "name")));
-        if (Result<bool> valid = checkResourceName(rule.name); !valid)
+        if (Result<ResourceName> valid = parseResourceName(rule.name); !valid)
             refuse(it->second, valid.error());
     } else if (!rule.exclude) {
         refuse(node, fmt::format("{} needs a name (the resource its devices get) or exclude: true", path));
@@ -278,8 +238,8 @@ void checkCollisions(const ResourceConfig &config)
                 refuse(rule->position,
                        fmt::format("{} gives {} devices the name {}, which {} gives {} devices; KubeVirt needs one "
                                    "kind (one variable prefix) per resource",
-                                   rule->path, configKindName(*rule->match.kind), rule->name,
-                                   it->second.second->describe(), configKindName(it->second.first)));
+                                   rule->path, deviceKindWord(*rule->match.kind), rule->name,
+                                   it->second.second->describe(), deviceKindWord(it->second.first)));
         }
     }
 }
@@ -322,19 +282,6 @@ ResourceConfig configOf(const YAML::Node &root)
     return config;
 }
 
-bool isDnsLabel(std::string_view label)
-{
-    if (label.empty() || label.size() > 63)
-        return false;
-    auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-    if (!alnum(label.front()) || !alnum(label.back()))
-        return false;
-    for (char c : label)
-        if (!alnum(c) && c != '-')
-            return false;
-    return true;
-}
-
 // A `---` or `...` line after the first content starts or ends a document.
 void refuseSecondDocument(std::string_view text)
 {
@@ -358,38 +305,6 @@ void refuseSecondDocument(std::string_view text)
 }
 
 } // namespace
-
-const char *configKindName(DeviceKind kind)
-{
-    for (const KindName &k : kKindNames)
-        if (k.kind == kind)
-            return k.name;
-    return "unknown";
-}
-
-Result<bool> checkResourceName(std::string_view name)
-{
-    size_t slash = name.find('/');
-    if (slash == std::string_view::npos || name.find('/', slash + 1) != std::string_view::npos)
-        return Error{fmt::format("resource name \"{}\" must be <domain>/<name>, such as nvidia.com/passthrough-gpu",
-                                 name)};
-    std::string_view domain = name.substr(0, slash);
-    std::string_view part = name.substr(slash + 1);
-    bool domainOk = !domain.empty() && domain.size() <= 253;
-    for (const std::string &label : split(domain, '.'))
-        domainOk = domainOk && isDnsLabel(label);
-    if (!domainOk)
-        return Error{fmt::format("resource name \"{}\": \"{}\" is not a domain name (lower case letters, digits, "
-                                 "'-' and '.')", name, domain)};
-    if (domain == "kubernetes.io" || domain.ends_with(".kubernetes.io") || domain == "k8s.io" ||
-        domain.ends_with(".k8s.io"))
-        return Error{fmt::format("resource name \"{}\": the kubelet refuses extended resources in the {} domain",
-                                 name, domain)};
-    if (!isValidResourceNamePart(part))
-        return Error{fmt::format("resource name \"{}\": \"{}\" is not a name the kubelet accepts (1 to 63 letters, "
-                                 "digits, '-', '_' or '.', starting and ending with a letter or digit)", name, part)};
-    return true;
-}
 
 Result<ResourceConfig, ConfigError> parseResourceConfig(std::string_view text)
 {

@@ -27,16 +27,8 @@ Result<ResourceConfig, ConfigError> parseResourceConfig(std::string_view text);
 // Reads and parses a file; the message then starts with the file name.
 Result<ResourceConfig, ConfigError> loadResourceConfig(const std::string &path, std::string *text = nullptr);
 
-// How the configuration spells a kind of device ("passthrough", "vgpu").
-const char *configKindName(DeviceKind kind);
-
 // A short, stable fingerprint of a configuration's text (16 hex digits,
 // FNV-1a), shown in the log and as the active configuration's metric label.
 std::string configHash(std::string_view text);
-
-// Whether `name` may be a configured resource name: `<domain>/<name>`, the
-// domain a DNS subdomain outside kubernetes.io, the name as the kubelet
-// accepts it. The error says why not.
-Result<bool> checkResourceName(std::string_view name);
 
 } // namespace kvgpu

@@ -6,7 +6,7 @@
 #pragma once
 
 #include "config/glob.h"
-#include "device/resource_naming.h"
+#include "model/device_kind.h"
 
 #include <cstdint>
 #include <optional>

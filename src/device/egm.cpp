@@ -1,7 +1,7 @@
 #include "device/egm.h"
 
 #include "base/strings.h"
-#include "device/sysfs_parse.h"
+#include "model/device_address.h"
 
 #include <algorithm>
 #include <set>

@@ -2,6 +2,7 @@
 
 #include "base/strings.h"
 #include "device/sysfs_parse.h"
+#include "model/device_address.h"
 
 #include <algorithm>
 

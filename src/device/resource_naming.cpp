@@ -9,7 +9,6 @@ namespace kvgpu {
 namespace {
 bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 bool isAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
-bool isNameChar(char c) { return isAlnum(c) || c == '-' || c == '_' || c == '.'; }
 
 std::string collapseWhitespace(std::string_view text)
 {
@@ -27,8 +26,6 @@ std::string collapseWhitespace(std::string_view text)
     }
     return out;
 }
-
-constexpr size_t kMaxNamePart = 63;
 } // namespace
 
 std::string sanitizePciDeviceName(std::string_view pciIdsName)
@@ -52,18 +49,6 @@ std::string sanitizeVgpuTypeName(std::string_view typeName)
     return collapseWhitespace(trim(typeName));
 }
 
-bool isValidResourceNamePart(std::string_view part)
-{
-    if (part.empty() || part.size() > kMaxNamePart)
-        return false;
-    if (!isAlnum(part.front()) || !isAlnum(part.back()))
-        return false;
-    for (char c : part)
-        if (!isNameChar(c))
-            return false;
-    return true;
-}
-
 NamePart repairResourceNamePart(std::string_view part, std::string_view fallback)
 {
     if (isValidResourceNamePart(part))
@@ -72,19 +57,19 @@ NamePart repairResourceNamePart(std::string_view part, std::string_view fallback
     auto repair = [](std::string_view text) {
         std::string out;
         for (char c : text)
-            out += isNameChar(c) ? c : '_';
+            out += isResourceNameChar(c) ? c : '_';
         auto strip = [](std::string &s) {
             size_t begin = 0;
-            while (begin < s.size() && !isAlnum(s[begin]))
+            while (begin < s.size() && !isResourceNameEnd(s[begin]))
                 ++begin;
             size_t end = s.size();
-            while (end > begin && !isAlnum(s[end - 1]))
+            while (end > begin && !isResourceNameEnd(s[end - 1]))
                 --end;
             s = s.substr(begin, end - begin);
         };
         strip(out);
-        if (out.size() > kMaxNamePart) {
-            out.resize(kMaxNamePart);
+        if (out.size() > kMaxResourceNamePart) {
+            out.resize(kMaxResourceNamePart);
             strip(out);
         }
         return out;
@@ -95,32 +80,6 @@ NamePart repairResourceNamePart(std::string_view part, std::string_view fallback
         repaired = repair(fallback);
     return {repaired, fmt::format("{} is not a valid resource name; using {}",
                                   quoteIfNeeded(part), repaired)};
-}
-
-const char *deviceKindName(DeviceKind kind)
-{
-    switch (kind) {
-    case DeviceKind::Vgpu: return "vGPU";
-    case DeviceKind::SriovVgpu: return "SR-IOV vGPU";
-    case DeviceKind::Passthrough: break;
-    }
-    return "passthrough";
-}
-
-std::string resourceName(std::string_view part) { return fmt::format("{}/{}", kResourceDomain, part); }
-
-std::string envKey(DeviceKind kind, std::string_view resource)
-{
-    std::string key = toUpperAscii(resource);
-    for (char &c : key)
-        if (c == '/' || c == '.')
-            c = '_';
-    return fmt::format("{}_{}", kind == DeviceKind::Vgpu ? "MDEV_PCI_RESOURCE" : "PCI_RESOURCE", key);
-}
-
-std::string socketFileName(std::string_view resource)
-{
-    return fmt::format("kvgpu-{}.sock", baseName(resource));
 }
 
 } // namespace kvgpu

@@ -4,6 +4,9 @@
 #pragma once
 
 #include "base/result.h"
+// The names sysfs lists devices by (PCI addresses, mdev UUIDs) are checked by
+// the shared vocabulary; it comes with these parsers for their readers.
+#include "model/device_address.h"
 
 #include <cstdint>
 #include <optional>
@@ -32,12 +35,6 @@ Result<long> parseCount(std::string_view text);
 std::optional<long> parseAerTotal(std::string_view text, std::string_view totalKey);
 // A PCIe link speed file: "16.0 GT/s PCIe" -> 16.0; nullopt for "Unknown" and junk.
 std::optional<double> parseLinkSpeed(std::string_view text);
-
-// "0000:65:00.0" is a PCI address (domain:bus:device.function, lowercase or
-// uppercase hex, function 0-7).
-bool isPciAddress(std::string_view text);
-// "aa618089-8b16-4d01-a136-25a0f3c73123" (8-4-4-4-12 hex digits).
-bool isUuid(std::string_view text);
 
 // Splits a sysfs device link target into the device path under /sys/devices:
 // "../../../devices/pci0000:64/0000:64:00.0/0000:65:00.0" ->

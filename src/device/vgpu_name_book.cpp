@@ -2,7 +2,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
-#include "device/sysfs_parse.h"
+#include "model/device_address.h"
 #include "device/vgpu_names.h"
 
 #include <cerrno>
@@ -15,6 +15,11 @@
 #include <fmt/format.h>
 
 namespace kvgpu {
+
+std::string vgpuNameFileIn(const std::string &stateDir)
+{
+    return stateDir.empty() ? std::string() : stateDir + "/" + kVgpuNameFile;
+}
 
 VgpuNameBook::VgpuNameBook(std::string statePath, std::unique_ptr<VgpuTypeOracle> oracle)
     : statePath_(std::move(statePath)), oracle_(std::move(oracle))

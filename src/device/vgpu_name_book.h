@@ -27,6 +27,8 @@ namespace kvgpu {
 
 // The book's file under --state-dir.
 inline constexpr const char *kVgpuNameFile = "vgpu-type-names";
+// That file under `stateDir`; "" (memory only) when there is no state directory.
+std::string vgpuNameFileIn(const std::string &stateDir);
 
 // NVML's view of a card's supported vGPU types (which do not shrink with use).
 class VgpuTypeOracle {

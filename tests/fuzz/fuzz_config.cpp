@@ -7,6 +7,7 @@
 #include "config/config_parser.h"
 #include "config/rule_match.h"
 #include "fuzz_support.h"
+#include "model/resource_name.h"
 
 #include <map>
 
@@ -23,7 +24,7 @@ void checkRule(const ResourceRule &rule, const std::string &text)
 {
     FUZZ_CHECK(rule.exclude == rule.name.empty(), text);
     if (!rule.exclude)
-        FUZZ_CHECK(checkResourceName(rule.name).ok(), rule.name);
+        FUZZ_CHECK(parseResourceName(rule.name).ok(), rule.name);
     FUZZ_CHECK(!rule.path.empty(), text);
     FUZZ_CHECK(rule.position.line >= 1 && static_cast<size_t>(rule.position.line) <= lineCount(text), text);
     if (rule.match.model) {

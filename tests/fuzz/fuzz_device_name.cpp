@@ -1,7 +1,7 @@
 // Device names as they appear in sysfs directories and uevents: isPciAddress
 // and isUuid against the oracle. A name is never both.
-#include "device/sysfs_parse.h"
 #include "fuzz_support.h"
+#include "model/device_address.h"
 #include "oracles.h"
 
 using namespace kvgpu;

@@ -263,6 +263,12 @@ egm egm5 gpus=0019:01:00.0 layout=links node=no
     CHECK(contains(out, "egm4        0009:01:00.0 0009:02:00.0"));
     CHECK(contains(out, "/dev/egm4"));
     CHECK(contains(out, "egm5        0019:01:00.0"));
+    std::string json = f.list({"--json"});
+    CHECK_MESSAGE(contains(json, "{\"name\": \"egm4\", \"gpus\": [\"0009:01:00.0\", \"0009:02:00.0\", \"0009:03:00.0\"], "
+                                 "\"node\": \"/dev/egm4\""),
+                  json);
+    CHECK(contains(json, "{\"name\": \"egm5\", \"gpus\": [\"0019:01:00.0\"], \"node\": null"));
+    CHECK(contains(json, "{\"name\": \"egm6\", \"gpus\": [\"0029:01:00.0\"]"));
 }
 
 TEST_CASE("VFIO_VGPU_RESCAN_INTERVAL from a Go plugin's DaemonSet sets the profile watch; garbage stops the plugin")
@@ -281,4 +287,50 @@ TEST_CASE("VFIO_VGPU_RESCAN_INTERVAL from a Go plugin's DaemonSet sets the profi
     unsetenv("VFIO_VGPU_RESCAN_INTERVAL");
     CHECK(f.plugin->waitExit(10s) == 2);
     CHECK(contains(f.log(), "VFIO_VGPU_RESCAN_INTERVAL is not a valid interval"));
+}
+
+TEST_CASE("the daemon, list and check-config agree on a full card whose profile names only --state-dir knows")
+{
+    // One H100 SXM whose two VFs both carry 1-10C: its catalogs list nothing
+    // creatable, so no file on the node names type 1391; the name book does.
+    SriovNode f(R"(
+gpu 0000:41:00.0 id=10de:2330 group=70 numa=0 driver=nvidia sriov-vfs=2
+sriov-profile 0000:41:00.0 1391 name="NVIDIA H100XM-1-10C" instances=2
+vfs 0000:41:00.0 count=2
+vf-profile 0000:41:00.4 1391
+vf-profile 0000:41:00.5 1391
+)");
+    const std::string profile = "nvidia.com/NVIDIA_H100XM-1-10C";
+    f.files.write("state/vgpu-type-names", "0000:41:00.0 2330 1391 NVIDIA H100XM-1-10C\n");
+    f.files.write("rules.yaml", "version: 1\n");
+    const std::vector<std::string> state = {"--state-dir", f.files.path("state")};
+    auto checkConfig = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = f.flags(std::move(extra));
+        args.insert(args.begin(), {"check-config", f.files.path("rules.yaml")});
+        DaemonProcess run(pluginBinary(), args, f.files.path("check.out"));
+        REQUIRE(run.waitExit(10s) == 0);
+        return run.log();
+    };
+    // The row of `device` in a command's output.
+    auto row = [](const std::string &out, const std::string &device) {
+        size_t at = out.find("\n" + device);
+        return at == std::string::npos ? std::string() : out.substr(at + 1, out.find('\n', at + 1) - at - 1);
+    };
+
+    f.startPlugin({"--state-dir", f.files.path("state"), "--config", f.files.path("rules.yaml"),
+                   "--vgpu-profile-interval", "0"});
+    CHECK_MESSAGE(f.kubeletSees(profile, {kVfA4, kVfA5}), f.log());
+
+    std::string list = f.list(state);
+    std::string check = checkConfig(state);
+    for (const std::string &vf : {kVfA4, kVfA5}) {
+        CHECK_MESSAGE(contains(row(list, vf), profile + " Healthy"), list);
+        CHECK_MESSAGE(contains(row(check, vf), "NVIDIA H100XM-1-10C  " + profile), check);
+        CHECK_MESSAGE(contains(row(check, vf), "default name"), check);
+    }
+
+    // Without the book nothing names the type, and both commands say so alike.
+    const std::string unknown = "not advertised: vGPU type 1391 on 0000:41:00.4: name unknown";
+    CHECK(contains(row(f.list(), kVfA4), unknown));
+    CHECK(contains(row(checkConfig({}), kVfA4), unknown));
 }

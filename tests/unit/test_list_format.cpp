@@ -32,10 +32,29 @@ TEST_CASE("the table shows every device with its resource or why it is not adver
 
 TEST_CASE("JSON output carries the same facts, with nulls for unknowns")
 {
-    std::string json = formatDeviceJson(sample());
+    std::string json = formatDeviceJson(sample(), {});
     CHECK(json.find("\"id\": \"0000:65:00.0\"") != std::string::npos);
     CHECK(json.find("\"resource\": \"nvidia.com/TU104GL_TESLA_T4\", \"health\": \"Healthy\"") != std::string::npos);
     CHECK(json.find("\"numaNode\": null, \"resource\": null") != std::string::npos);
     CHECK(json.find("\"envKey\": \"PCI_RESOURCE_NVIDIA_COM_TU104GL_TESLA_T4\"") != std::string::npos);
-    CHECK(formatDeviceJson(Inventory{}) == "{\n  \"devices\": [],\n  \"resources\": []\n}\n");
+    CHECK(formatDeviceJson(Inventory{}, {}) ==
+          "{\n  \"devices\": [],\n  \"resources\": [],\n  \"egmRegions\": []\n}\n");
+}
+
+TEST_CASE("JSON output shows each Grace EGM region with its GPUs, as the table does")
+{
+    const std::vector<EgmRegion> regions = {
+        EgmRegion{.name = "egm4", .gpus = {"0009:01:00.0", "0009:02:00.0"}, .hasNode = true},
+        EgmRegion{.name = "egm5", .gpus = {"0019:01:00.0"}, .hasNode = false,
+                  .problem = "gpu_devices: \"junk\" is not a PCI address"},
+    };
+    std::string json = formatDeviceJson(sample(), regions);
+    CHECK_MESSAGE(json.find("\"egmRegions\": [\n    {\"name\": \"egm4\", \"gpus\": [\"0009:01:00.0\", \"0009:02:00.0\"], "
+                            "\"node\": \"/dev/egm4\", \"problem\": null},\n") != std::string::npos,
+                  json);
+    CHECK_MESSAGE(json.find("{\"name\": \"egm5\", \"gpus\": [\"0019:01:00.0\"], \"node\": null, "
+                            "\"problem\": \"gpu_devices: \\\"junk\\\" is not a PCI address\"}\n  ]\n}\n") != std::string::npos,
+                  json);
+    // The devices and resources are as without regions.
+    CHECK(json.find("\"envKey\": \"PCI_RESOURCE_NVIDIA_COM_TU104GL_TESLA_T4\"") != std::string::npos);
 }
