@@ -101,8 +101,8 @@ int runCheckConfigCommand(const CommonOptions &options, const std::string &file)
         return 1;
     }
     // The check the daemon makes before it takes the file (ConfigReloader).
-    if (std::optional<std::string> conflict = (*registry)->conflictOfRules(*rules)) {
-        std::fprintf(stderr, "error: %s: %s\n", file.c_str(), conflict->c_str());
+    if (Result<void> fits = (*registry)->checkRules(*rules); !fits) {
+        std::fprintf(stderr, "error: %s: %s\n", file.c_str(), fits.error().c_str());
         return 1;
     }
     std::string out =

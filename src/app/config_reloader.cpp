@@ -40,8 +40,8 @@ Result<void> ConfigReloader::loadAtStart()
 
 Result<void> ConfigReloader::checkAtStart()
 {
-    if (std::optional<std::string> conflict = events_.conflictOfRules(*active_))
-        return Error{path_ + ": " + *conflict};
+    if (Result<void> fits = events_.checkRules(*active_); !fits)
+        return Error{path_ + ": " + fits.error()};
     metrics_.activeConfig(activeHash_, generation_);
     log::info("configuration in force", {{"config", path_}, {"hash", activeHash_}, {"node", nodeName_},
                                          {"rules", std::to_string(active_->size())}});
@@ -98,8 +98,8 @@ void ConfigReloader::reload()
         return;
     }
     auto rules = std::make_shared<const NodeRules>(rulesForNode(*config, nodeName_));
-    if (std::optional<std::string> conflict = events_.conflictOfRules(*rules)) {
-        refuse(hash, *conflict);
+    if (Result<void> fits = events_.checkRules(*rules); !fits) {
+        refuse(hash, fits.error());
         return;
     }
     active_ = std::move(rules);

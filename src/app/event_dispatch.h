@@ -8,7 +8,7 @@
 //     (DevWatch)
 //   the health timer (HealthPass)       readPolledHealth(), one GPU per loop turn
 //   SR-IOV profiles (VgpuProfileWatch)  readVgpuProfiles()
-//   the configuration (ConfigReloader)  conflictOfRules(), applyRules()
+//   the configuration (ConfigReloader)  checkRules(), applyRules()
 //   SIGHUP, a uevent overflow           requestRescan()
 //
 // Each names what it touches, the registry re-reads exactly that, and the
@@ -79,8 +79,8 @@ public:
     // Re-reads the profile of every nvidia-bound SR-IOV VF and publishes the
     // VFs whose profile changed.
     void readVgpuProfiles();
-    // Why `rules` cannot apply to the devices on the node now, or nullopt.
-    std::optional<std::string> conflictOfRules(const NodeRules &rules) { return registry_.conflictOfRules(rules); }
+    // Whether `rules` can apply to the devices on the node now.
+    Result<void> checkRules(const NodeRules &rules) { return registry_.checkRules(rules); }
     // Makes `rules` the ones in force, re-derives every device and publishes the moves.
     void applyRules(std::shared_ptr<const NodeRules> rules);
 

@@ -250,8 +250,8 @@ std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const Hea
     return std::nullopt;
 }
 
-std::optional<std::string> kindConflict(const NodeObservation &node, const HealthHistories &histories,
-                                        PciNameSource &names, const NodeRules &rules)
+Result<void> checkKinds(const NodeObservation &node, const HealthHistories &histories, PciNameSource &names,
+                        const NodeRules &rules)
 {
     struct Holder {
         DeviceKind kind;
@@ -275,11 +275,11 @@ std::optional<std::string> kindConflict(const NodeObservation &node, const Healt
     };
     for (const auto &[address, f] : node.functions)
         if (auto conflict = claim(deriveFunction(f, node, histories, names, &rules)))
-            return conflict;
+            return Error{*conflict};
     for (const auto &[uuid, m] : node.mdevs)
         if (auto conflict = claim(deriveMdev(m, node, histories, &rules)))
-            return conflict;
-    return std::nullopt;
+            return Error{*conflict};
+    return {};
 }
 
 } // namespace kvgpu

@@ -49,11 +49,11 @@ std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const Hea
                                           const std::string &id, PciNameSource &names,
                                           const NodeRules *rules = nullptr);
 
-// Why `rules` cannot apply to `node` as it is now: a resource name that
-// would hold both passthrough GPUs and vGPUs (KubeVirt reads one variable
-// prefix per resource). nullopt when they can.
-std::optional<std::string> kindConflict(const NodeObservation &node, const HealthHistories &histories,
-                                        PciNameSource &names, const NodeRules &rules);
+// Whether `rules` can apply to `node` as it is now; they cannot when a
+// resource name would hold both passthrough GPUs and vGPUs (KubeVirt reads one
+// variable prefix per resource), and the error says which.
+Result<void> checkKinds(const NodeObservation &node, const HealthHistories &histories, PciNameSource &names,
+                        const NodeRules &rules);
 
 // The resource a device is advertised under, and what repairing its name
 // changed (empty when nothing): the default names, kept when no configured

@@ -82,9 +82,9 @@ void DeviceRegistry::setRules(std::shared_ptr<const NodeRules> rules)
         rederive(id);
 }
 
-std::optional<std::string> DeviceRegistry::conflictOfRules(const NodeRules &rules)
+Result<void> DeviceRegistry::checkRules(const NodeRules &rules)
 {
-    return kindConflict(node_, history_, names_, rules);
+    return checkKinds(node_, history_, names_, rules);
 }
 
 void DeviceRegistry::rescan()

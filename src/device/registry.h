@@ -50,9 +50,9 @@ public:
     // device with them; devices that change resource leave the old list and
     // join the new one in the same takeChangedResources().
     void setRules(std::shared_ptr<const NodeRules> rules);
-    // Why `rules` cannot apply to the devices on the node now (one resource
-    // name for two kinds of device), or nullopt when they can.
-    std::optional<std::string> conflictOfRules(const NodeRules &rules);
+    // Whether `rules` can apply to the devices on the node now (not when one
+    // resource name would hold two kinds of device).
+    Result<void> checkRules(const NodeRules &rules);
 
     // The functions whose signals change without an event (power state,
     // config space liveness, AER counters): every NVIDIA GPU and NVSwitch.

@@ -135,21 +135,21 @@ TEST_CASE("a vGPU renamed into a passthrough resource is a conflict, caught befo
                               "  - name: nvidia.com/gpu\n    match: {model: \"NVIDIA L4-*\"}\n");
     const NodeObservation node = standardNode();
     const HealthHistories histories = HealthHistories::firstReading(node);
-    std::optional<std::string> conflict = kindConflict(node, histories, names, rules);
-    REQUIRE(conflict);
-    CHECK(*conflict == "resource nvidia.com/gpu would hold both passthrough 0000:67:00.0 (rule resources[0] (line 3)) "
+    Result<void> conflict = checkKinds(node, histories, names, rules);
+    REQUIRE_FALSE(conflict);
+    CHECK(conflict.error() == "resource nvidia.com/gpu would hold both passthrough 0000:67:00.0 (rule resources[0] (line 3)) "
                        "and vGPU aa618089-8b16-4d01-a136-25a0f3c73123 (rule resources[1] (line 5)); KubeVirt needs "
                        "one kind of device per resource");
 
     // A rule that gives a vGPU the default name of a passthrough model is one too.
     NodeRules clash =
         rulesOf("version: 1\nresources:\n  - name: nvidia.com/TU104GL_TESLA_T4\n    match: {kind: vgpu}\n");
-    conflict = kindConflict(node, histories, names, clash);
-    REQUIRE(conflict);
-    CHECK(conflict->find("passthrough 0000:67:00.0 (its default name)") != std::string::npos);
+    conflict = checkKinds(node, histories, names, clash);
+    REQUIRE_FALSE(conflict);
+    CHECK(conflict.error().find("passthrough 0000:67:00.0 (its default name)") != std::string::npos);
 
     NodeRules fine = rulesOf("version: 1\nresources:\n  - name: nvidia.com/gpu\n    match: {kind: passthrough}\n");
-    CHECK_FALSE(kindConflict(node, histories, names, fine));
+    CHECK(checkKinds(node, histories, names, fine));
 }
 
 TEST_CASE("a vGPU matches deviceIds by its parent GPU's id")
