@@ -1,13 +1,30 @@
 // Result<T, E>: a value or an error, for functions whose failure is an
 // expected outcome (a malformed sysfs file, a missing link, a request the
-// kubelet should not have sent) rather than a bug. This is the project's one
-// error convention: functions that can fail return a Result; callers that only
-// report the failure read error() (the message); callers that branch on what
-// went wrong use a typed E (an enum `code` beside the `message`) and read
-// failure(). Exceptions are for bugs and are never thrown across libuv or gRPC
-// callbacks.
+// kubelet should not have sent) rather than a bug. Callers that only report
+// the failure read error() (the message); callers that branch on what went
+// wrong use a typed E (an enum `code` beside the `message`) and read
+// failure(). E must have a `std::string message` member.
 //
-// E must have a `std::string message` member.
+// The ways this code says "it failed", and where each is used:
+//  - Result<T> / Result<T, E>: everything that can fail, including factories
+//    (Result<std::unique_ptr<T>>: a constructor cannot fail, so a class whose
+//    creation can has a static create() or start()).
+//  - Result<void>: a step that yields nothing but can fail (`return {};`).
+//  - std::optional<T>: a value that may legitimately be absent (a name that
+//    pci.ids does not know, a file that a kernel does not have); absence is
+//    not an error and carries no message.
+//  - a libuv status (0 or a negative UV_E* code) from the thin handle wrappers
+//    in loop/: they mirror libuv's own calls, and their callers log
+//    uv_strerror() of it.
+//  - a problem recorded in the observation (NodeObservation keeps each
+//    unreadable device with what is wrong with it): a device that cannot be
+//    read is a fact about the node, listed and skipped, not a failure of the
+//    scan.
+// Exceptions are for bugs, are caught by the loop's trampoline and never
+// thrown across libuv or gRPC callbacks. Two libraries throw by design and
+// are caught at their edge: yaml-cpp (config_parser.cpp, which also uses one
+// internal exception to unwind a refused document to that edge) and
+// civetweb's port errors (metrics_server.cpp).
 //
 // Thread safety: a plain value type; no shared state.
 #pragma once
