@@ -4,8 +4,8 @@
 #include "app/options.h"
 #include "base/strings.h"
 #include "config/config_parser.h"
-#include "device/pci_names.h"
-#include "device/registry.h"
+#include "naming/pci_names.h"
+#include "index/registry.h"
 #include "model/device_kind.h"
 
 #include <algorithm>

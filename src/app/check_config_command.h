@@ -6,7 +6,7 @@
 #pragma once
 
 #include "config/rule_match.h"
-#include "device/device_row.h"
+#include "index/device_row.h"
 
 #include <string>
 

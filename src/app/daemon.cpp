@@ -7,7 +7,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "app/vgpu_profile_watch.h"
-#include "device/registry.h"
+#include "index/registry.h"
 #include "metrics/metrics_server.h"
 #include "metrics/prometheus_metrics.h"
 #include "monitor/dev_watch.h"

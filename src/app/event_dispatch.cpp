@@ -2,7 +2,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
-#include "device/sysfs_parse.h"
+#include "sysfs/sysfs_parse.h"
 
 namespace kvgpu {
 

@@ -29,8 +29,8 @@
 // and the subscribers it calls.
 #pragma once
 
-#include "device/index_changes.h"
-#include "device/registry.h"
+#include "index/index_changes.h"
+#include "index/registry.h"
 #include "loop/event_loop.h"
 #include "loop/lifeline.h"
 #include "metrics/metrics.h"

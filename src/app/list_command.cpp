@@ -3,9 +3,9 @@
 #include "app/options.h"
 #include "base/strings.h"
 #include "config/config_parser.h"
-#include "device/pci_names.h"
-#include "device/registry.h"
-#include "device/vgpu_name_book.h"
+#include "naming/pci_names.h"
+#include "index/registry.h"
+#include "naming/vgpu_name_book.h"
 #include "model/device_kind.h"
 #include "model/resource_name.h"
 

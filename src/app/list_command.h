@@ -6,8 +6,8 @@
 
 #include "base/result.h"
 #include "config/rule_match.h"
-#include "device/device_row.h"
-#include "device/egm.h"
+#include "index/device_row.h"
+#include "sysfs/egm.h"
 
 #include <memory>
 #include <string>

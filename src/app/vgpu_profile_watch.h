@@ -16,7 +16,7 @@
 #pragma once
 
 #include "app/event_dispatch.h"
-#include "device/index_changes.h"
+#include "index/index_changes.h"
 #include "loop/event_loop.h"
 
 #include <chrono>

@@ -12,7 +12,7 @@
 // thread-safe.
 #pragma once
 
-#include "device/index_changes.h"
+#include "index/index_changes.h"
 
 #include <chrono>
 #include <map>

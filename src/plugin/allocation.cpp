@@ -2,8 +2,8 @@
 
 #include "base/log.h"
 #include "base/strings.h"
-#include "device/derivation.h"
-#include "device/vfio_drivers.h"
+#include "index/derivation.h"
+#include "sysfs/vfio_drivers.h"
 
 #include <algorithm>
 #include <set>

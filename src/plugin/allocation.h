@@ -7,10 +7,10 @@
 #pragma once
 
 #include "base/result.h"
-#include "device/egm.h"
-#include "device/resource.h"
-#include "device/node_reader.h"
-#include "device/sysfs.h"
+#include "sysfs/egm.h"
+#include "index/resource.h"
+#include "sysfs/node_reader.h"
+#include "sysfs/sysfs.h"
 
 #include <map>
 #include <string>

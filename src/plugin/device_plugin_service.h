@@ -14,9 +14,9 @@
 #pragma once
 
 #include "api.grpc.pb.h"
-#include "device/resource.h"
-#include "device/node_reader.h"
-#include "device/sysfs.h"
+#include "index/resource.h"
+#include "sysfs/node_reader.h"
+#include "sysfs/sysfs.h"
 #include "metrics/metrics.h"
 #include "plugin/list_and_watch_message.h"
 

@@ -15,7 +15,7 @@
 // sent from any thread; build() itself touches nothing shared.
 #pragma once
 
-#include "device/resource.h"
+#include "index/resource.h"
 
 #include <cstddef>
 #include <cstdint>

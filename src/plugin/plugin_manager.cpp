@@ -1,7 +1,7 @@
 #include "plugin/plugin_manager.h"
 
 #include "base/log.h"
-#include "device/resource_naming.h"
+#include "naming/resource_naming.h"
 #include "plugin/kubelet_watch.h"
 #include "plugin/resource_server.h"
 

@@ -22,10 +22,10 @@
 // themselves in a thread-safe tally that awaitStopped() waits on.
 #pragma once
 
-#include "device/index_changes.h"
-#include "device/node_reader.h"
-#include "device/resource.h"
-#include "device/sysfs.h"
+#include "index/index_changes.h"
+#include "sysfs/node_reader.h"
+#include "index/resource.h"
+#include "sysfs/sysfs.h"
 #include "loop/event_loop.h"
 #include "plugin/kubelet_registrar.h"
 #include "plugin/resource_endpoint.h"

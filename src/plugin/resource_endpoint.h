@@ -11,7 +11,7 @@
 #pragma once
 
 #include "base/result.h"
-#include "device/resource.h"
+#include "index/resource.h"
 
 #include <functional>
 #include <memory>

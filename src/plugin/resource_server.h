@@ -14,8 +14,8 @@
 // (only at exit).
 #pragma once
 
-#include "device/node_reader.h"
-#include "device/sysfs.h"
+#include "sysfs/node_reader.h"
+#include "sysfs/sysfs.h"
 #include "plugin/device_plugin_service.h"
 #include "plugin/resource_endpoint.h"
 

@@ -1,5 +1,5 @@
 // Decimal counter files such as available_instances: parseCount against the oracle.
-#include "device/sysfs_parse.h"
+#include "sysfs/sysfs_parse.h"
 #include "fuzz_support.h"
 #include "oracles.h"
 

@@ -1,7 +1,7 @@
 // The target of a bus/*/devices/<name> link
 // ("../../../devices/pci0000:64/0000:64:00.0/0000:65:00.0"): devicePathComponents
 // against the oracle; its output is a clean path that parses back to itself.
-#include "device/sysfs_parse.h"
+#include "sysfs/sysfs_parse.h"
 #include "fuzz_support.h"
 #include "oracles.h"
 

@@ -1,6 +1,6 @@
 // /sys/class/egm/egmN/gpu_devices: parseEgmGpuDevices against the oracle, and
 // the allocation rule on the region it describes.
-#include "device/egm.h"
+#include "sysfs/egm.h"
 #include "fuzz_support.h"
 #include "oracles_sriov.h"
 

@@ -2,8 +2,8 @@
 // oracle, current_link_speed/max_link_speed (parseLinkSpeed: a finite, positive
 // speed or nothing), and power_state, config space and AER counts through
 // polledProblem and the link warnings, whose text must stay one log line.
-#include "device/health.h"
-#include "device/sysfs_parse.h"
+#include "health/health.h"
+#include "sysfs/sysfs_parse.h"
 #include "fuzz_support.h"
 #include "oracles.h"
 

@@ -1,6 +1,6 @@
 // The target of a device's iommu_group link ("../../../kernel/iommu_groups/12"):
 // parseIommuGroupLink against the oracle.
-#include "device/sysfs_parse.h"
+#include "sysfs/sysfs_parse.h"
 #include "fuzz_support.h"
 #include "oracles.h"
 

@@ -6,8 +6,8 @@
 // foreign device, a GPU bound to nvidia with no vGPUs.
 #pragma once
 
-#include "device/device_index.h"
-#include "device/node_reader.h"
+#include "index/device_index.h"
+#include "sysfs/node_reader.h"
 #include "fuzz_support.h"
 #include "temp_tree.h" // FakePci, devicePath
 

@@ -8,9 +8,9 @@
 // is advertised can be allocated while the node stays as it is (and has the
 // /dev/vfio nodes it needs).
 #include "app/list_command.h"
-#include "device/device_index.h"
-#include "device/node_reader.h"
-#include "device/sysfs_parse.h"
+#include "index/device_index.h"
+#include "sysfs/node_reader.h"
+#include "sysfs/sysfs_parse.h"
 #include "plugin/allocation.h"
 #include "fuzz_support.h"
 

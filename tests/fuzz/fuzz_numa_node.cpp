@@ -1,5 +1,5 @@
 // sysfs numa_node files ("1\n", "-1\n"): parseNumaNode against the oracle.
-#include "device/sysfs_parse.h"
+#include "sysfs/sysfs_parse.h"
 #include "fuzz_support.h"
 #include "oracles.h"
 

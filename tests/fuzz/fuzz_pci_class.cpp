@@ -1,6 +1,6 @@
 // sysfs class files ("0x030200\n"): parsePciClass against the oracle.
-#include "device/pci_class.h"
-#include "device/sysfs_parse.h"
+#include "sysfs/pci_class.h"
+#include "sysfs/sysfs_parse.h"
 #include "fuzz_support.h"
 #include "oracles.h"
 

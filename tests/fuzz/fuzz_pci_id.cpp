@@ -1,6 +1,6 @@
 // sysfs vendor, device, subsystem_vendor and subsystem_device files ("0x10de\n"):
 // parsePciId against the oracle, and a parsed id formats back to itself.
-#include "device/sysfs_parse.h"
+#include "sysfs/sysfs_parse.h"
 #include "fuzz_support.h"
 #include "oracles.h"
 

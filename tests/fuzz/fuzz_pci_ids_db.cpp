@@ -1,9 +1,9 @@
 // A pci.ids file of any content read by PciIdsDatabase: malformed lines are
 // skipped, never fatal, and every name it does return is non-empty, trimmed,
 // and yields a valid resource name.
-#include "device/derivation.h"
+#include "index/derivation.h"
 #include "base/strings.h"
-#include "device/pci_names.h"
+#include "naming/pci_names.h"
 #include "fuzz_support.h"
 
 #include <fcntl.h>

@@ -2,8 +2,8 @@
 // sanitisers and the validity fixer. Whatever the name, the resource the
 // kubelet is asked to register is valid, a valid name is never touched, and a
 // repair says what it changed.
-#include "device/derivation.h"
-#include "device/resource_naming.h"
+#include "index/derivation.h"
+#include "naming/resource_naming.h"
 #include "fuzz_support.h"
 
 using namespace kvgpu;

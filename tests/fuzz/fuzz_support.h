@@ -5,10 +5,10 @@
 
 #include "base/log.h"
 #include "base/strings.h"
-#include "device/device_row.h"
-#include "device/observation.h"
-#include "device/pci_names.h"
-#include "device/resource_naming.h"
+#include "index/device_row.h"
+#include "sysfs/observation.h"
+#include "naming/pci_names.h"
+#include "naming/resource_naming.h"
 
 #include <fuzzer/FuzzedDataProvider.h>
 

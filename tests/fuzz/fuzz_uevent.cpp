@@ -13,7 +13,7 @@
 //    show), what it has observed and advertises equals a full rescan of the
 //    node: incremental updates converge.
 #include "app/event_dispatch.h"
-#include "device/registry.h"
+#include "index/registry.h"
 #include "fuzz_node.h"
 #include "fuzz_support.h"
 

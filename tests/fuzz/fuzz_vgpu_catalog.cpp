@@ -1,6 +1,6 @@
 // creatable_vgpu_types and current_vgpu_type of an SR-IOV vGPU VF: the lenient
 // catalog parser and the id parser against the oracle.
-#include "device/vgpu_types.h"
+#include "sysfs/vgpu_types.h"
 #include "fuzz_support.h"
 #include "oracles_sriov.h"
 

@@ -2,7 +2,7 @@
 // installed pci.ids.
 #pragma once
 
-#include "device/pci_names.h"
+#include "naming/pci_names.h"
 
 #include <map>
 

@@ -3,9 +3,9 @@
 // of it may block the reader (a FIFO's open(2) would wait for ever); the
 // device degrades with a reason that names the file, and the rest of the node
 // is read as usual.
-#include "device/health.h"
-#include "device/node_reader.h"
-#include "device/pci_names.h"
+#include "health/health.h"
+#include "sysfs/node_reader.h"
+#include "naming/pci_names.h"
 #include "odd_files.h"
 #include "temp_tree.h"
 

@@ -3,8 +3,8 @@
 // configuration that would put two kinds of device under one name is caught
 // before it applies.
 #include "config/config_parser.h"
-#include "device/derivation.h"
-#include "device/device_index.h"
+#include "index/derivation.h"
+#include "index/device_index.h"
 #include "fake_names.h"
 
 #include <doctest/doctest.h>

@@ -1,4 +1,4 @@
-#include "device/egm.h"
+#include "sysfs/egm.h"
 #include "temp_tree.h"
 
 #include <doctest/doctest.h>

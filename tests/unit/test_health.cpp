@@ -1,7 +1,7 @@
-#include "device/health.h"
-#include "device/health_history.h"
-#include "device/node_reader.h"
-#include "device/vfio_drivers.h"
+#include "health/health.h"
+#include "health/health_history.h"
+#include "sysfs/node_reader.h"
+#include "sysfs/vfio_drivers.h"
 #include "temp_tree.h"
 
 #include <doctest/doctest.h>

@@ -1,5 +1,5 @@
-#include "device/device_index.h"
-#include "device/pci_class.h"
+#include "index/device_index.h"
+#include "sysfs/pci_class.h"
 #include "fake_names.h"
 
 #include <doctest/doctest.h>

@@ -1,4 +1,4 @@
-#include "device/node_reader.h"
+#include "sysfs/node_reader.h"
 #include "temp_tree.h"
 
 #include <doctest/doctest.h>

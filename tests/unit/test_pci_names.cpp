@@ -1,4 +1,4 @@
-#include "device/pci_names.h"
+#include "naming/pci_names.h"
 #include "temp_tree.h"
 
 #include <doctest/doctest.h>

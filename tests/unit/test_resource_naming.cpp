@@ -1,4 +1,4 @@
-#include "device/resource_naming.h"
+#include "naming/resource_naming.h"
 
 #include <doctest/doctest.h>
 

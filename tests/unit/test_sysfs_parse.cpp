@@ -1,5 +1,5 @@
 #include "base/strings.h"
-#include "device/sysfs_parse.h"
+#include "sysfs/sysfs_parse.h"
 
 #include <doctest/doctest.h>
 

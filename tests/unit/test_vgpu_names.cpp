@@ -1,9 +1,9 @@
 // SR-IOV vGPU VFs: which functions are advertised, under which profile name,
 // and where the name comes from when the VF's own catalog no longer lists it.
-#include "device/derivation.h"
-#include "device/device_index.h"
-#include "device/vgpu_name_book.h"
-#include "device/vgpu_names.h"
+#include "index/derivation.h"
+#include "index/device_index.h"
+#include "naming/vgpu_name_book.h"
+#include "naming/vgpu_names.h"
 #include "fake_names.h"
 #include "temp_tree.h"
 

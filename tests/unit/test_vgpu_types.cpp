@@ -1,4 +1,4 @@
-#include "device/vgpu_types.h"
+#include "sysfs/vgpu_types.h"
 
 #include <doctest/doctest.h>
 

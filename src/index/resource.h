@@ -1,0 +1,41 @@
+// What is advertised, as the plugin side consumes it: each resource with its
+// devices, their health and topology. Built by the device index, copied to the
+// gRPC servers.
+//
+// Thread safety: plain values; immutable once built, so they may be shared
+// between threads.
+#pragma once
+
+#include "naming/resource_naming.h"
+
+#include <string>
+#include <vector>
+
+namespace kvgpu {
+
+// The health strings of the device plugin API.
+inline constexpr const char *kHealthy = "Healthy";
+inline constexpr const char *kUnhealthy = "Unhealthy";
+
+struct AdvertisedDevice {
+    std::string id;                    // PCI address or mdev UUID
+    bool healthy = true;
+    std::string healthReason;          // why it is unhealthy; empty when healthy
+    int numaNode = -1;
+    int iommuGroup = -1;
+    std::vector<std::string> pciePath; // topology above the device, top first
+    std::uint32_t vgpuTypeId = 0;      // an SR-IOV vGPU VF's profile when advertised, for Allocate's re-check
+    std::string vgpuType;              // a vGPU's mdev type id when advertised; Allocate checks it still is
+
+    bool operator==(const AdvertisedDevice &) const = default;
+};
+
+struct Resource {
+    std::string name;                  // "nvidia.com/TU104GL_TESLA_T4"
+    DeviceKind kind = DeviceKind::Passthrough;
+    std::vector<AdvertisedDevice> devices; // sorted by id
+
+    bool operator==(const Resource &) const = default;
+};
+
+} // namespace kvgpu
