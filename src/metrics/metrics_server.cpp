@@ -7,9 +7,8 @@
 
 namespace kvgpu {
 
-std::unique_ptr<MetricsServer> MetricsServer::start(const std::string &address,
-                                                    std::shared_ptr<prometheus::Registry> registry,
-                                                    std::string &error)
+Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string &address,
+                                                            std::shared_ptr<prometheus::Registry> registry)
 {
     try {
         // One worker thread: a scrape is a few kilobytes, and Prometheus scrapes
@@ -19,8 +18,7 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const std::string &address,
         return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(exposer), std::move(registry)));
     } catch (const std::exception &e) {
         // civetweb reports a port in use or a bad address by throwing.
-        error = e.what();
-        return nullptr;
+        return Error{e.what()};
     }
 }
 

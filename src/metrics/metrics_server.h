@@ -6,6 +6,8 @@
 // exposer's thread only reads the registry, which is thread-safe.
 #pragma once
 
+#include "base/result.h"
+
 #include <memory>
 #include <string>
 
@@ -18,10 +20,10 @@ namespace kvgpu {
 
 class MetricsServer {
 public:
-    // nullptr, with the reason in `error`, when the address cannot be served
-    // (port in use, bad address).
-    static std::unique_ptr<MetricsServer> start(const std::string &address,
-                                                std::shared_ptr<prometheus::Registry> registry, std::string &error);
+    // The error says why the address cannot be served (port in use, bad
+    // address).
+    static Result<std::unique_ptr<MetricsServer>> start(const std::string &address,
+                                                        std::shared_ptr<prometheus::Registry> registry);
     ~MetricsServer();
     MetricsServer(const MetricsServer &) = delete;
     MetricsServer &operator=(const MetricsServer &) = delete;
