@@ -47,9 +47,11 @@ void ResourceServer::stopNow()
     if (!server_)
         return;
     service_->closeStreams();
-    // Streams are finished already; the deadline only bounds an Allocate that
-    // is still running.
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    // Streams are finished already, and every other call is answered at once,
+    // so the grace period only covers the kubelet reading what is in flight
+    // (a stream's last write, a status). A kubelet that does not read by then
+    // has its calls cancelled: a SIGTERM must not wait for it.
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
     server_->Wait();
     server_.reset();
     ::unlink(socketPath_.c_str());
