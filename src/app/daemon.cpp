@@ -133,13 +133,14 @@ private:
     // Scrapes are served by the exposer's own thread from the metrics' atomics.
     bool startMetrics()
     {
-        std::string error;
-        metricsServer_ =
-            MetricsServer::start(fmt::format("0.0.0.0:{}", serve_.metricsPort), metrics_.registry(), error);
-        if (!metricsServer_)
+        auto server = MetricsServer::start(fmt::format("0.0.0.0:{}", serve_.metricsPort), metrics_.registry());
+        if (!server) {
             log::error("cannot serve the metrics; is --metrics-port free?",
-                       {{"port", std::to_string(serve_.metricsPort)}, {"error", error}});
-        return metricsServer_ != nullptr;
+                       {{"port", std::to_string(serve_.metricsPort)}, {"error", server.error()}});
+            return false;
+        }
+        metricsServer_ = std::move(server).value();
+        return true;
     }
 
     // Liveness: a task posted to the loop runs within a second, and the plugin
@@ -147,15 +148,16 @@ private:
     // the kubelet (asked on the loop too).
     bool startProbes()
     {
-        std::string error;
-        probes_ = ProbeServer::start(fmt::format("0.0.0.0:{}", serve_.probePort),
-                                     {.live = [this] { return askLoop([this] { return plugins_.live(); }); },
-                                      .ready = [this] { return askLoop([this] { return plugins_.allRegistered(); }); }},
-                                     error);
-        if (!probes_)
+        auto server = ProbeServer::start(fmt::format("0.0.0.0:{}", serve_.probePort),
+                                         {.live = [this] { return askLoop([this] { return plugins_.live(); }); },
+                                          .ready = [this] { return askLoop([this] { return plugins_.allRegistered(); }); }});
+        if (!server) {
             log::error("cannot serve the health probes; is --probe-port free?",
-                       {{"port", std::to_string(serve_.probePort)}, {"error", error}});
-        return probes_ != nullptr;
+                       {{"port", std::to_string(serve_.probePort)}, {"error", server.error()}});
+            return false;
+        }
+        probes_ = std::move(server).value();
+        return true;
     }
 
     // Runs `question` on the loop and waits up to a second for the answer; a

@@ -122,7 +122,7 @@ private:
     std::thread worker_;
 };
 
-std::unique_ptr<ProbeServer> ProbeServer::start(const std::string &address, Checks checks, std::string &error)
+Result<std::unique_ptr<ProbeServer>> ProbeServer::start(const std::string &address, Checks checks)
 {
     auto service = std::make_unique<HealthService>(std::move(checks));
     int port = 0;
@@ -134,11 +134,10 @@ std::unique_ptr<ProbeServer> ProbeServer::start(const std::string &address, Chec
     builder.RegisterService(service.get());
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (!server || port == 0) {
-        error = fmt::format("cannot serve the health service on {} (is the address valid and the port free?)",
-                            address);
         if (server)
             server->Shutdown();
-        return nullptr;
+        return Error{fmt::format("cannot serve the health service on {} (is the address valid and the port free?)",
+                                 address)};
     }
     return std::unique_ptr<ProbeServer>(new ProbeServer(std::move(service), std::move(server), port));
 }

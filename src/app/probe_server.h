@@ -15,6 +15,8 @@
 // passing; a check that throws counts as failing.
 #pragma once
 
+#include "base/result.h"
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -36,10 +38,10 @@ public:
 
     // Listens on `address` ("0.0.0.0:8081", or "127.0.0.1:0" for any free
     // port; the 0.0.0.0 wildcard also accepts IPv6 where the node has it).
-    // Returns nullptr and sets `error` when the address cannot be served, for
-    // instance because the port is taken: unlike gRPC's default, the port is
-    // not shared with another process (no SO_REUSEPORT).
-    static std::unique_ptr<ProbeServer> start(const std::string &address, Checks checks, std::string &error);
+    // The error names the address when it cannot be served, for instance
+    // because the port is taken: unlike gRPC's default, the port is not shared
+    // with another process (no SO_REUSEPORT).
+    static Result<std::unique_ptr<ProbeServer>> start(const std::string &address, Checks checks);
 
     // Stops listening, answers the calls already received and joins the probe
     // thread.

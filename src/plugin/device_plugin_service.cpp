@@ -6,6 +6,7 @@
 #include "base/strings.h"
 
 #include <algorithm>
+#include <utility>
 
 
 namespace kvgpu {
@@ -117,18 +118,23 @@ DevicePluginService::~DevicePluginService() = default;
 
 void DevicePluginService::publish(std::shared_ptr<const Resource> resource)
 {
+    // The lists replaced here are released when this returns, after the
+    // streams have started writing the new one: freeing a list of thousands of
+    // devices is work the kubelet need not wait for.
+    std::shared_ptr<const Resource> replaced;
+    std::shared_ptr<const ListAndWatchMessage> replacedMessage;
     // Only this (loop) thread replaces resource_, so reading it unlocked here is safe.
     if (sameListAndWatchView(*resource, *resource_)) {
         std::lock_guard lock(mutex_);
-        resource_ = std::move(resource);
+        replaced = std::exchange(resource_, std::move(resource));
         return;
     }
     // Only the devices that changed are encoded; the rest are copied from the
     // previous message.
     std::shared_ptr<const ListAndWatchMessage> message = ListAndWatchMessage::build(*resource, *resource_, *message_);
     std::lock_guard lock(mutex_);
-    resource_ = std::move(resource);
-    message_ = message;
+    replaced = std::exchange(resource_, std::move(resource));
+    replacedMessage = std::exchange(message_, message);
     for (ListAndWatchStream *stream : streams_)
         stream->push(message);
 }

@@ -15,21 +15,15 @@
 #pragma once
 
 #include "api.grpc.pb.h"
+#include "plugin/plugin_directory.h"
 
 #include <functional>
 #include <memory>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
-#include <sys/types.h>
 
 namespace kvgpu {
-
-struct KubeletInstance {
-    dev_t device = 0;
-    ino_t inode = 0;
-    bool operator==(const KubeletInstance &) const = default;
-};
 
 // One Register call in flight.
 class RegistrationCall {

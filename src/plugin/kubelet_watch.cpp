@@ -1,5 +1,6 @@
 #include "plugin/kubelet_watch.h"
 
+#include "plugin/plugin_directory.h"
 #include "plugin/plugin_manager.h"
 
 namespace kvgpu {
@@ -25,11 +26,11 @@ void KubeletWatch::onChange(DirectoryWatch::Change change, const std::string &na
 {
     switch (change) {
     case DirectoryWatch::Change::Created:
-        if (name == kKubeletSocketName)
+        if (PluginDirectory::isKubeletSocket(name))
             manager_.kubeletChanged();
         break;
     case DirectoryWatch::Change::Deleted:
-        if (name == kKubeletSocketName)
+        if (PluginDirectory::isKubeletSocket(name))
             manager_.kubeletChanged();
         else
             manager_.socketDeleted(name);

@@ -4,8 +4,8 @@
 // deletes every socket there), the directory itself went away, or inotify
 // overflowed and anything may have happened.
 //
-// This is the only place that knows the directory's layout; the daemon only
-// constructs it.
+// What each file name means is PluginDirectory's to say (plugin_directory.h);
+// the daemon only constructs the watch.
 //
 // Threading contract: bound to the loop thread, like the manager it calls.
 #pragma once
@@ -20,8 +20,6 @@
 namespace kvgpu {
 
 class PluginManager;
-
-inline constexpr const char *kKubeletSocketName = "kubelet.sock";
 
 class KubeletWatch {
 public:

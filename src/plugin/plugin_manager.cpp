@@ -1,12 +1,9 @@
 #include "plugin/plugin_manager.h"
 
 #include "base/log.h"
-#include "naming/resource_naming.h"
-#include "plugin/kubelet_watch.h"
 #include "plugin/resource_server.h"
 
 #include <algorithm>
-#include <sys/stat.h>
 
 namespace kvgpu {
 
@@ -26,14 +23,14 @@ void PluginManager::Tally::end()
 PluginManager::PluginManager(EventLoop &loop, PluginConfig config)
     : PluginManager(loop, config.pluginDir,
                     std::make_unique<GrpcEndpointFactory>(config.sysfs, config.dev, *config.metrics),
-                    std::make_unique<GrpcKubeletRegistrar>(config.pluginDir + "/" + kKubeletSocketName))
+                    std::make_unique<GrpcKubeletRegistrar>(PluginDirectory(config.pluginDir).kubeletSocket()))
 {
     metrics_ = config.metrics;
 }
 
 PluginManager::PluginManager(EventLoop &loop, std::string pluginDir, std::unique_ptr<EndpointFactory> endpoints,
                              std::unique_ptr<KubeletRegistrar> registrar, PluginTiming timing)
-    : loop_(loop), pluginDir_(std::move(pluginDir)), endpoints_(std::move(endpoints)),
+    : loop_(loop), dir_(std::move(pluginDir)), endpoints_(std::move(endpoints)),
       registrar_(std::move(registrar)), timing_(timing)
 {
 }
@@ -53,19 +50,10 @@ void PluginManager::postBack(Task task)
     });
 }
 
-std::optional<KubeletInstance> PluginManager::currentKubelet() const
-{
-    struct stat st;
-    if (::stat(pathOf(kKubeletSocketName).c_str(), &st) != 0)
-        return std::nullopt;
-    return KubeletInstance{st.st_dev, st.st_ino};
-}
-
 bool PluginManager::socketIntact(const Entry &entry) const
 {
-    struct stat st;
-    return ::stat(pathOf(entry.socketFile).c_str(), &st) == 0 && st.st_dev == entry.serverDevice &&
-           st.st_ino == entry.serverInode;
+    std::optional<FileIdentity> now = dir_.identityOf(entry.socketFile);
+    return now && now == entry.serverSocket;
 }
 
 void PluginManager::update(std::map<std::string, Resource> changed)
@@ -84,7 +72,7 @@ void PluginManager::update(std::map<std::string, Resource> changed)
         }
         Entry &entry = entries_[name];
         entry.name = name;
-        entry.socketFile = socketFileName(name);
+        entry.socketFile = PluginDirectory::socketFileOf(name);
         entry.resource = snapshot;
         entry.retry = std::make_unique<Timer>(loop_);
         log::info("new resource", {{"resource", name}, {"devices", std::to_string(snapshot->devices.size())}});
@@ -108,8 +96,8 @@ void PluginManager::kubeletChanged()
 {
     if (shutDown_)
         return;
-    if (currentKubelet())
-        log::info("kubelet socket appeared", {{"socket", pathOf(kKubeletSocketName)}});
+    if (dir_.kubelet())
+        log::info("kubelet socket appeared", {{"socket", dir_.kubeletSocket()}});
     reconcileAll("kubelet socket changed");
 }
 
@@ -127,7 +115,7 @@ void PluginManager::pluginDirectoryGone()
     directoryGone_ = true;
     log::error("the kubelet plugin directory was removed; reporting not live so that the pod restarts "
                "(its hostPath mount cannot see a re-created directory)",
-               {{"path", pluginDir_}});
+               {{"path", dir_.path()}});
 }
 
 void PluginManager::reconcileAll(const char *why)
@@ -152,12 +140,12 @@ void PluginManager::reconcile(Entry &entry, const char *why)
         return;
     }
 
-    std::optional<KubeletInstance> kubelet = currentKubelet();
+    std::optional<KubeletInstance> kubelet = dir_.kubelet();
     if (!kubelet) {
         cancelCall(entry);
         entry.retry->stop();
         if (entry.state != Registration::Waiting)
-            log::info("waiting for the kubelet", {{"resource", entry.name}, {"socket", pathOf(kKubeletSocketName)}});
+            log::info("waiting for the kubelet", {{"resource", entry.name}, {"socket", dir_.kubeletSocket()}});
         entry.state = Registration::Waiting;
         return;
     }
@@ -179,7 +167,7 @@ bool PluginManager::serve(Entry &entry)
     ++entry.serverGeneration;
     unsigned generation = entry.serverGeneration;
     std::string name = entry.name;
-    auto server = endpoints_->serve(pathOf(entry.socketFile), entry.resource,
+    auto server = endpoints_->serve(dir_.pathOf(entry.socketFile), entry.resource,
                                     [inbox = loop_.inbox(), self = std::weak_ptr<PluginManager *>(self_), name,
                                      generation](bool byClient) {
                                         inbox->post([self, name, generation, byClient] {
@@ -195,16 +183,9 @@ bool PluginManager::serve(Entry &entry)
         return false;
     }
     entry.server = std::move(server).value();
-    struct stat st;
-    if (::stat(pathOf(entry.socketFile).c_str(), &st) == 0) {
-        entry.serverDevice = st.st_dev;
-        entry.serverInode = st.st_ino;
-    } else {
-        entry.serverDevice = 0;
-        entry.serverInode = 0;
-    }
+    entry.serverSocket = dir_.identityOf(entry.socketFile);
     entry.lastError.clear();
-    log::debug("serving", {{"resource", name}, {"socket", pathOf(entry.socketFile)}});
+    log::debug("serving", {{"resource", name}, {"socket", dir_.pathOf(entry.socketFile)}});
     return true;
 }
 
@@ -344,7 +325,7 @@ void PluginManager::streamEnded(const std::string &name, unsigned generation, bo
     if (entry.state != Registration::Registered || !entry.server || entry.stopping ||
         entry.server->openStreams() > 0)
         return;
-    std::optional<KubeletInstance> kubelet = currentKubelet();
+    std::optional<KubeletInstance> kubelet = dir_.kubelet();
     if (!kubelet || !entry.target || !(*kubelet == *entry.target)) {
         // The kubelet went away or was replaced: its socket events drive this.
         reconcile(entry, "stream ended with its kubelet");

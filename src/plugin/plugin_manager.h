@@ -28,6 +28,7 @@
 #include "sysfs/sysfs.h"
 #include "loop/event_loop.h"
 #include "plugin/kubelet_registrar.h"
+#include "plugin/plugin_directory.h"
 #include "plugin/resource_endpoint.h"
 #include "metrics/metrics.h"
 
@@ -107,8 +108,7 @@ private:
         std::string socketFile;
         std::shared_ptr<const Resource> resource;
         std::unique_ptr<ResourceEndpoint> server; // null while none serves
-        dev_t serverDevice = 0;                   // the socket file it listens on
-        ino_t serverInode = 0;
+        std::optional<FileIdentity> serverSocket; // the socket file it listens on
         bool stopping = false;       // the old server is stopping; serve again once it has
         unsigned serverGeneration = 0; // ignores stream ends of servers already replaced
         Registration state = Registration::None; // never registered yet
@@ -129,8 +129,6 @@ private:
         void end();
     };
 
-    std::string pathOf(const std::string &file) const { return pluginDir_ + "/" + file; }
-    std::optional<KubeletInstance> currentKubelet() const;
     bool socketIntact(const Entry &entry) const;
     void reconcile(Entry &entry, const char *why);
     bool serve(Entry &entry);
@@ -147,7 +145,7 @@ private:
     void postBack(Task task);
 
     EventLoop &loop_;
-    const std::string pluginDir_;
+    const PluginDirectory dir_;
     const std::unique_ptr<EndpointFactory> endpoints_;
     const std::unique_ptr<KubeletRegistrar> registrar_;
     Metrics *metrics_ = &Metrics::none(); // registrations are counted here

@@ -1,8 +1,10 @@
 // The kubelet side under stress, end to end: a kubelet restarted a thousand
 // times (back to back, then while devices change) gets every resource re-listed
-// each time without the plugin growing; SIGTERM at any moment of start-up, or
-// while the kubelet hangs in Register, ends in exit 0 with our sockets removed.
+// each time without the plugin growing; SIGTERM at any moment of start-up,
+// while the kubelet hangs in Register, or while it holds every ListAndWatch
+// stream, ends in exit 0 with our sockets removed.
 #include "free_port.h"
+#include "api.grpc.pb.h"
 #include "health.grpc.pb.h"
 #include "plugin_fixture.h"
 
@@ -366,4 +368,35 @@ TEST_CASE("SIGTERM while the kubelet hangs in Register: exit 0 within a second, 
     MESSAGE("exit after SIGTERM took " << took.count() << " ms");
     CHECK_MESSAGE(status.value_or(-1) == 0, f.log());
     CHECK(filesIn(f.pluginDir()) == std::set<std::string>{"kubelet.sock"});
+}
+
+TEST_CASE("SIGTERM with the kubelet holding every ListAndWatch stream, probes and metrics served: exit 0 within "
+          "0.3 s, our sockets removed")
+{
+    PluginFixture f;
+    // As deployed: the probe and metrics servers run beside the plugin's own.
+    f.metricsPort = freeTcpPort();
+    std::vector<std::string> flags = f.flags();
+    auto probePort = std::find(flags.begin(), flags.end(), "--probe-port");
+    REQUIRE(probePort != flags.end());
+    *(probePort + 1) = std::to_string(freeTcpPort());
+    f.kubelet->start();
+    f.plugin = std::make_unique<DaemonProcess>(pluginBinary(), flags, f.files.path("plugin.log"));
+    REQUIRE_MESSAGE(f.kubeletSees(kT4, {kT4a, kT4b}, 5s), f.log());
+    REQUIRE(f.kubeletSees(kA100, {kA100Gpu}, 5s));
+    REQUIRE(f.kubeletSees(kL4x1Q, {kFirstVgpu}, 5s));
+    // The streams are the kubelet's calls still open on our servers: the
+    // plugin ends them rather than waiting for the kubelet to.
+    REQUIRE(f.kubelet->openStreams() == static_cast<int>(kResources.size()));
+
+    auto signalled = std::chrono::steady_clock::now();
+    f.plugin->signal(SIGTERM);
+    std::optional<int> status = f.plugin->waitExit(scaled(5s));
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - signalled);
+    MESSAGE("exit after SIGTERM with " << kResources.size() << " streams open took " << took.count() << " ms");
+    REQUIRE_MESSAGE(status.has_value(), tailOf(f.log()));
+    CHECK_MESSAGE(*status == 0, tailOf(f.log()));
+    CHECK_MESSAGE(took < scaled(300ms), tailOf(f.log()));
+    CHECK(filesIn(f.pluginDir()) == std::set<std::string>{"kubelet.sock"});
+    CHECK(f.kubelet->openStreams() == 0);
 }

@@ -148,17 +148,14 @@ TEST_CASE("the exposition is served at /metrics; a port in use is a clear error"
 {
     PrometheusMetrics metrics("test");
     metrics.rescan("sighup");
-    std::string error;
-    std::unique_ptr<MetricsServer> server = MetricsServer::start("127.0.0.1:0", metrics.registry(), error);
-    REQUIRE_MESSAGE(server, error);
-    REQUIRE(server->port() > 0);
-    std::string response = httpGet(server->port(), "/metrics");
+    auto server = MetricsServer::start("127.0.0.1:0", metrics.registry());
+    REQUIRE_MESSAGE(server, server.error());
+    REQUIRE((*server)->port() > 0);
+    std::string response = httpGet((*server)->port(), "/metrics");
     CHECK(response.rfind("HTTP/1.1 200", 0) == 0);
     CHECK(response.find("\nkvgpu_rescans_total{cause=\"sighup\"} 1\n") != std::string::npos);
 
-    std::string busy;
-    std::unique_ptr<MetricsServer> second =
-        MetricsServer::start("127.0.0.1:" + std::to_string(server->port()), metrics.registry(), busy);
+    auto second = MetricsServer::start("127.0.0.1:" + std::to_string((*server)->port()), metrics.registry());
     CHECK_FALSE(second);
-    CHECK_FALSE(busy.empty());
+    CHECK_FALSE(second.error().empty());
 }

@@ -88,11 +88,10 @@ private:
 
 std::unique_ptr<ProbeServer> startOnAnyPort(ProbeServer::Checks checks)
 {
-    std::string error;
-    auto server = ProbeServer::start("127.0.0.1:0", std::move(checks), error);
-    REQUIRE_MESSAGE(server, error);
-    REQUIRE(server->port() > 0);
-    return server;
+    auto server = ProbeServer::start("127.0.0.1:0", std::move(checks));
+    REQUIRE_MESSAGE(server, server.error());
+    REQUIRE((*server)->port() > 0);
+    return std::move(server).value();
 }
 
 } // namespace
@@ -151,13 +150,13 @@ TEST_CASE("a port another server holds is an error, not a shared port")
     FakeDaemon daemon;
     auto first = startOnAnyPort(daemon.checks());
 
-    std::string error;
-    auto second = ProbeServer::start(fmt::format("127.0.0.1:{}", first->port()), daemon.checks(), error);
-    CHECK(second == nullptr);
-    CHECK(error.find(std::to_string(first->port())) != std::string::npos);
+    auto second = ProbeServer::start(fmt::format("127.0.0.1:{}", first->port()), daemon.checks());
+    CHECK_FALSE(second);
+    CHECK(second.error().find(std::to_string(first->port())) != std::string::npos);
 
-    auto invalid = ProbeServer::start("not an address", daemon.checks(), error);
-    CHECK(invalid == nullptr);
+    auto invalid = ProbeServer::start("not an address", daemon.checks());
+    CHECK_FALSE(invalid);
+    CHECK(invalid.error().find("not an address") != std::string::npos);
 }
 
 TEST_CASE("stopping while a slow check runs answers that call and returns")
