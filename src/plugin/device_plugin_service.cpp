@@ -109,32 +109,39 @@ private:
 DevicePluginService::DevicePluginService(std::shared_ptr<const Resource> initial, SysfsTree sysfs,
                                          DevTree dev, StreamEnded streamEnded, Metrics &metrics)
     : sysfs_(std::move(sysfs)), dev_(std::move(dev)), streamEnded_(std::move(streamEnded)), metrics_(metrics),
-      resource_(std::move(initial)),
-      message_(ListAndWatchMessage::build(*resource_))
+      name_(initial->name), kind_(initial->kind), message_(ListAndWatchMessage::build(*initial))
 {
+    for (const AdvertisedDevice &device : initial->devices)
+        devices_.emplace(device.id, device);
 }
 
 DevicePluginService::~DevicePluginService() = default;
 
-void DevicePluginService::publish(std::shared_ptr<const Resource> resource)
+void DevicePluginService::publish(const ResourceDelta &delta)
 {
-    // The lists replaced here are released when this returns, after the
-    // streams have started writing the new one: freeing a list of thousands of
-    // devices is work the kubelet need not wait for.
-    std::shared_ptr<const Resource> replaced;
-    std::shared_ptr<const ListAndWatchMessage> replacedMessage;
-    // Only this (loop) thread replaces resource_, so reading it unlocked here is safe.
-    if (sameListAndWatchView(*resource, *resource_)) {
-        std::lock_guard lock(mutex_);
-        replaced = std::exchange(resource_, std::move(resource));
-        return;
-    }
+    // Only this (loop) thread writes devices_ and message_, so reading them
+    // unlocked here is safe. What the kubelet can see of the change:
+    ResourceDelta visible{.kind = delta.kind};
+    for (const std::string &id : delta.removed)
+        if (devices_.contains(id))
+            visible.removed.push_back(id);
+    for (const AdvertisedDevice &device : delta.set)
+        if (auto it = devices_.find(device.id); it == devices_.end() || !sameListAndWatchView(it->second, device))
+            visible.set.push_back(device);
     // Only the devices that changed are encoded; the rest are copied from the
     // previous message.
-    std::shared_ptr<const ListAndWatchMessage> message = ListAndWatchMessage::build(*resource, *resource_, *message_);
+    std::shared_ptr<const ListAndWatchMessage> message;
+    if (!visible.removed.empty() || !visible.set.empty())
+        message = ListAndWatchMessage::apply(*message_, visible);
+    // The message replaced here is released when this returns, after the
+    // streams have started writing the new one: freeing a list of thousands of
+    // devices is work the kubelet need not wait for.
+    std::shared_ptr<const ListAndWatchMessage> replaced;
     std::lock_guard lock(mutex_);
-    replaced = std::exchange(resource_, std::move(resource));
-    replacedMessage = std::exchange(message_, message);
+    applyDelta(devices_, delta);
+    if (!message)
+        return;
+    replaced = std::exchange(message_, message);
     for (ListAndWatchStream *stream : streams_)
         stream->push(message);
 }
@@ -153,10 +160,18 @@ int DevicePluginService::openStreams() const
     return static_cast<int>(streams_.size());
 }
 
-std::shared_ptr<const Resource> DevicePluginService::snapshot() const
+Resource DevicePluginService::devices(const std::vector<std::string> &ids) const
 {
+    Resource out{name_, kind_, {}};
     std::lock_guard lock(mutex_);
-    return resource_;
+    for (const std::string &id : ids)
+        if (auto it = devices_.find(id); it != devices_.end())
+            out.devices.push_back(it->second);
+    std::sort(out.devices.begin(), out.devices.end(), [](const auto &a, const auto &b) { return a.id < b.id; });
+    out.devices.erase(std::unique(out.devices.begin(), out.devices.end(),
+                                  [](const auto &a, const auto &b) { return a.id == b.id; }),
+                      out.devices.end());
+    return out;
 }
 
 void DevicePluginService::streamDone(ListAndWatchStream *stream, bool byClient)
@@ -189,7 +204,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer> *DevicePluginService::ListAndWatch(gr
     if (closing_)
         stream->close();
     log::debug("ListAndWatch stream opened",
-               {{"resource", resource_->name}, {"streams", std::to_string(streams_.size())}});
+               {{"resource", name_}, {"streams", std::to_string(streams_.size())}});
     return stream;
 }
 
@@ -197,17 +212,19 @@ grpc::ServerUnaryReactor *DevicePluginService::GetPreferredAllocation(
     grpc::CallbackServerContext *context, const v1beta1::PreferredAllocationRequest *request,
     v1beta1::PreferredAllocationResponse *response)
 {
-    std::shared_ptr<const Resource> resource = snapshot();
     auto *reactor = context->DefaultReactor();
     for (const auto &container : request->container_requests()) {
         std::vector<std::string> available(container.available_deviceids().begin(),
                                            container.available_deviceids().end());
         std::vector<std::string> must(container.must_include_deviceids().begin(),
                                       container.must_include_deviceids().end());
+        std::vector<std::string> named = available;
+        named.insert(named.end(), must.begin(), must.end());
+        Resource resource = devices(named);
         Result<std::vector<std::string>> chosen =
-            preferredAllocation(*resource, available, must, container.allocation_size());
+            preferredAllocation(resource, available, must, container.allocation_size());
         if (!chosen) {
-            log::warn("GetPreferredAllocation refused", {{"resource", resource->name}, {"reason", chosen.error()}});
+            log::warn("GetPreferredAllocation refused", {{"resource", name_}, {"reason", chosen.error()}});
             reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, chosen.error()));
             return reactor;
         }
@@ -223,23 +240,22 @@ grpc::ServerUnaryReactor *DevicePluginService::Allocate(grpc::CallbackServerCont
                                                         const v1beta1::AllocateRequest *request,
                                                         v1beta1::AllocateResponse *response)
 {
-    std::shared_ptr<const Resource> resource = snapshot();
     grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
     auto finish = [&](const grpc::Status &status) {
-        metrics_.allocateCall(resource->name, status.error_code());
+        metrics_.allocateCall(name_, status.error_code());
         reactor->Finish(status);
     };
     if (request->container_requests().empty()) {
         finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "Allocate request for " + resource->name + " has no container requests"));
+                            "Allocate request for " + name_ + " has no container requests"));
         return reactor;
     }
     for (const auto &container : request->container_requests()) {
         std::vector<std::string> ids(container.devices_ids().begin(), container.devices_ids().end());
-        Result<ContainerAllocation, AllocationError> result = allocateContainer(*resource, ids, sysfs_, dev_);
+        Result<ContainerAllocation, AllocationError> result = allocateContainer(devices(ids), ids, sysfs_, dev_);
         if (!result) {
             bool invalid = result.failure().code == AllocationError::Code::InvalidArgument;
-            log::warn("Allocate refused", {{"resource", resource->name}, {"reason", result.error()}});
+            log::warn("Allocate refused", {{"resource", name_}, {"reason", result.error()}});
             finish(grpc::Status(invalid ? grpc::StatusCode::INVALID_ARGUMENT
                                         : grpc::StatusCode::FAILED_PRECONDITION,
                                 result.error()));
@@ -254,7 +270,7 @@ grpc::ServerUnaryReactor *DevicePluginService::Allocate(grpc::CallbackServerCont
             spec->set_host_path(node.hostPath);
             spec->set_permissions(node.permissions);
         }
-        log::info("allocated", {{"resource", resource->name}, {"devices", join(ids, ",")}});
+        log::info("allocated", {{"resource", name_}, {"devices", join(ids, ",")}});
     }
     finish(grpc::Status::OK);
     return reactor;

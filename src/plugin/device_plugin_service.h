@@ -1,10 +1,11 @@
 // The kubelet-facing DevicePlugin service of one resource.
 //
 // Threading contract: gRPC calls every RPC on its own threads. The service
-// never touches the device registry: the loop thread hands it immutable
-// snapshots through publish(), and RPCs read the newest one. publish() is
-// called by one thread (the loop); closeStreams(), openStreams() and
-// snapshot() are thread-safe. ListAndWatch streams keep
+// never touches the device registry: the loop thread hands it what changed
+// through publish(), which it applies to its own list under its mutex, and
+// RPCs copy the few devices they need from that list. publish() is called by
+// one thread (the loop); closeStreams(), openStreams() and devices() are
+// thread-safe. ListAndWatch streams keep
 // one write in flight each; a burst of publishes coalesces so that a stream
 // always ends with the newest list.
 //
@@ -48,13 +49,14 @@ public:
                         StreamEnded streamEnded, Metrics &metrics = Metrics::none());
     ~DevicePluginService() override;
 
-    // Makes `resource` the current snapshot. Open streams get a new message only
-    // when what ListAndWatch shows (ids, health, topology) changed.
-    void publish(std::shared_ptr<const Resource> resource);
+    // Applies `delta` to the list. Open streams get a new message only when
+    // what ListAndWatch shows (ids, health, topology) changed.
+    void publish(const ResourceDelta &delta);
     // Finishes every open stream (before the server shuts down or re-registers).
     void closeStreams();
     int openStreams() const;
-    std::shared_ptr<const Resource> snapshot() const;
+    // The resource with just the listed devices that it has (for an RPC).
+    Resource devices(const std::vector<std::string> &ids) const;
 
     grpc::ServerUnaryReactor *GetDevicePluginOptions(grpc::CallbackServerContext *context,
                                                      const v1beta1::Empty *request,
@@ -82,8 +84,10 @@ private:
     const StreamEnded streamEnded_;
     Metrics &metrics_;
 
+    const std::string name_;
+    const DeviceKind kind_;
     mutable std::mutex mutex_;
-    std::shared_ptr<const Resource> resource_;                       // guarded by mutex_
+    DeviceMap devices_;                                              // guarded by mutex_; written by the loop only
     std::shared_ptr<const ListAndWatchMessage> message_;             // guarded by mutex_
     std::set<ListAndWatchStream *> streams_;                         // guarded by mutex_
     bool closing_ = false;                                           // guarded by mutex_

@@ -62,50 +62,109 @@ bool sameListAndWatchView(const Resource &a, const Resource &b)
 
 std::shared_ptr<const ListAndWatchMessage> ListAndWatchMessage::build(const Resource &resource)
 {
-    return build(resource, Resource{}, ListAndWatchMessage{});
+    return apply(ListAndWatchMessage{}, ResourceDelta{.kind = resource.kind, .set = resource.devices});
 }
 
 std::shared_ptr<const ListAndWatchMessage> ListAndWatchMessage::build(const Resource &resource, const Resource &before,
                                                                       const ListAndWatchMessage &previous)
 {
+    if (previous.ends_.size() != before.devices.size())
+        return build(resource);
+    // The change from `before` to `resource`, as far as the kubelet can see it.
+    ResourceDelta delta{.kind = resource.kind};
+    auto b = before.devices.begin();
+    for (const AdvertisedDevice &device : resource.devices) {
+        for (; b != before.devices.end() && b->id < device.id; ++b)
+            delta.removed.push_back(b->id);
+        if (b != before.devices.end() && b->id == device.id && sameListAndWatchView(*b, device))
+            ++b;
+        else
+            delta.set.push_back(device);
+    }
+    for (; b != before.devices.end(); ++b)
+        delta.removed.push_back(b->id);
+    return apply(previous, delta);
+}
+
+std::string_view ListAndWatchMessage::idAt(std::size_t i) const
+{
+    // devices field: tag, varint length, then Device whose field 1 (id) comes
+    // first: tag 0x0a, varint length, the id.
+    std::size_t at = beginOf(i) + 1;
+    auto skipVarint = [&] {
+        while (static_cast<unsigned char>(bytes_[at++]) & 0x80) {
+        }
+    };
+    skipVarint();
+    if (bytes_[at++] != kDevicesTag) // the id's tag (1, length-delimited), absent only for an empty id
+        return {};
+    std::size_t length = 0;
+    for (int shift = 0;; shift += 7) {
+        auto byte = static_cast<unsigned char>(bytes_[at++]);
+        length |= static_cast<std::size_t>(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            break;
+    }
+    return std::string_view(bytes_).substr(at, length);
+}
+
+std::shared_ptr<const ListAndWatchMessage> ListAndWatchMessage::apply(const ListAndWatchMessage &previous,
+                                                                      const ResourceDelta &delta)
+{
     auto message = std::shared_ptr<ListAndWatchMessage>(new ListAndWatchMessage);
     std::string &out = message->bytes_;
-    // A previous message that does not describe `before` is not used at all.
-    const bool reusable = previous.ends_.size() == before.devices.size();
-    out.reserve(reusable ? previous.bytes_.size() + 64 : resource.devices.size() * 64);
-    message->ends_.reserve(resource.devices.size());
-
+    out.reserve(previous.bytes_.size() + delta.set.size() * 64);
+    message->ends_.reserve(previous.ends_.size() + delta.set.size());
     v1beta1::Device scratch;
-    // Unchanged devices usually come in long runs; each run is one copy.
-    std::size_t runBegin = 0, runEnd = 0;
-    auto flushRun = [&] {
-        out.append(previous.bytes_, runBegin, runEnd - runBegin);
-        runBegin = runEnd = 0;
+
+    const std::size_t count = previous.ends_.size();
+    std::size_t next = 0; // the first previous device not yet copied or dropped
+    // Copies previous devices [next, end) in one piece, shifting their ends.
+    auto copyUpTo = [&](std::size_t end) {
+        if (end <= next)
+            return;
+        const std::size_t from = previous.beginOf(next);
+        const std::size_t shift = out.size();
+        out.append(previous.bytes_, from, previous.ends_[end - 1] - from);
+        for (std::size_t k = next; k < end; ++k)
+            message->ends_.push_back(static_cast<std::uint32_t>(previous.ends_[k] - from + shift));
+        next = end;
     };
-    // Both lists are sorted by id, so one walk pairs each device with its
-    // previous self. Were they not, devices would only be encoded afresh more
-    // often; the bytes would still be right.
-    std::size_t j = 0;
-    for (const AdvertisedDevice &device : resource.devices) {
-        if (reusable)
-            while (j < before.devices.size() && before.devices[j].id < device.id)
-                ++j;
-        if (reusable && j < before.devices.size() && sameListAndWatchView(before.devices[j], device)) {
-            std::size_t begin = j == 0 ? 0 : previous.ends_[j - 1];
-            if (runEnd != begin) {
-                flushRun();
-                runBegin = begin;
-            }
-            runEnd = previous.ends_[j];
-            ++j;
-        } else {
-            flushRun();
-            appendDevice(out, scratch, device);
-            ++message->encoded_;
+    // The first previous device at or after `id`, searched from `next` on.
+    auto positionOf = [&](std::string_view id) {
+        std::size_t lo = next, hi = count;
+        while (lo < hi) {
+            std::size_t mid = lo + (hi - lo) / 2;
+            if (previous.idAt(mid) < id)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
-        message->ends_.push_back(static_cast<std::uint32_t>(out.size() + (runEnd - runBegin)));
+        return lo;
+    };
+    // Walks the removed and the set ids together, in id order.
+    auto removed = delta.removed.begin();
+    auto set = delta.set.begin();
+    while (removed != delta.removed.end() || set != delta.set.end()) {
+        const bool takeSet =
+            removed == delta.removed.end() || (set != delta.set.end() && set->id <= *removed);
+        const std::string &id = takeSet ? set->id : *removed;
+        std::size_t at = positionOf(id);
+        copyUpTo(at);
+        if (next < count && previous.idAt(next) == id)
+            ++next; // replaced or removed: the previous encoding is dropped
+        if (takeSet) {
+            if (removed != delta.removed.end() && *removed == id)
+                ++removed;
+            appendDevice(out, scratch, *set);
+            message->ends_.push_back(static_cast<std::uint32_t>(out.size()));
+            ++message->encoded_;
+            ++set;
+        } else {
+            ++removed;
+        }
     }
-    flushRun();
+    copyUpTo(count);
     return message;
 }
 

@@ -7,6 +7,13 @@
 
 namespace kvgpu {
 
+namespace {
+
+const std::string &idOf(const AdvertisedDevice &device) { return device.id; }
+const std::string &idOf(const std::string &id) { return id; }
+
+} // namespace
+
 void PluginManager::Tally::begin()
 {
     std::lock_guard lock(mutex);
@@ -58,38 +65,44 @@ bool PluginManager::socketIntact(const Entry &entry) const
 
 void PluginManager::update(std::map<std::string, Resource> changed)
 {
-    if (shutDown_)
-        return;
-    for (auto &[name, resource] : changed) {
-        auto snapshot = std::make_shared<const Resource>(std::move(resource));
-        auto it = entries_.find(name);
-        if (it != entries_.end()) {
-            it->second.resource = snapshot;
-            // A server that is stopping gets the newest list when it is served again.
-            if (it->second.server && !it->second.stopping)
-                it->second.server->publish(snapshot);
-            continue;
-        }
-        Entry &entry = entries_[name];
-        entry.name = name;
-        entry.socketFile = PluginDirectory::socketFileOf(name);
-        entry.resource = snapshot;
-        entry.retry = std::make_unique<Timer>(loop_);
-        log::info("new resource", {{"resource", name}, {"devices", std::to_string(snapshot->devices.size())}});
-        reconcile(entry, "new resource");
+    for (const auto &[name, resource] : changed) {
+        // The whole list as a change: everything it has, and whatever it no longer has.
+        ResourceDelta delta{.kind = resource.kind, .set = resource.devices};
+        if (auto it = entries_.find(name); it != entries_.end())
+            for (const auto &[id, device] : it->second.devices)
+                if (!std::binary_search(resource.devices.begin(), resource.devices.end(), id,
+                                        [](const auto &a, const auto &b) { return idOf(a) < idOf(b); }))
+                    delta.removed.push_back(id);
+        apply(name, delta);
     }
 }
 
 void PluginManager::indexChanged(const IndexChanges &changes)
 {
-    std::map<std::string, Resource> changed;
-    for (const auto &[name, delta] : changes.resources) {
-        DeviceMap &devices = lists_[name];
-        applyDelta(devices, delta);
-        changed.emplace(name, toResource(name, delta.kind, devices));
+    for (const auto &[name, delta] : changes.resources)
+        apply(name, delta);
+}
+
+void PluginManager::apply(const std::string &name, const ResourceDelta &delta)
+{
+    if (shutDown_)
+        return;
+    auto it = entries_.find(name);
+    if (it != entries_.end()) {
+        applyDelta(it->second.devices, delta);
+        // A server that is stopping is served again with the list as it is then.
+        if (it->second.server && !it->second.stopping)
+            it->second.server->publish(delta);
+        return;
     }
-    if (!changed.empty())
-        update(std::move(changed));
+    Entry &entry = entries_[name];
+    entry.name = name;
+    entry.kind = delta.kind;
+    applyDelta(entry.devices, delta);
+    entry.socketFile = PluginDirectory::socketFileOf(name);
+    entry.retry = std::make_unique<Timer>(loop_);
+    log::info("new resource", {{"resource", name}, {"devices", std::to_string(entry.devices.size())}});
+    reconcile(entry, "new resource");
 }
 
 void PluginManager::kubeletChanged()
@@ -167,7 +180,8 @@ bool PluginManager::serve(Entry &entry)
     ++entry.serverGeneration;
     unsigned generation = entry.serverGeneration;
     std::string name = entry.name;
-    auto server = endpoints_->serve(dir_.pathOf(entry.socketFile), entry.resource,
+    auto server = endpoints_->serve(dir_.pathOf(entry.socketFile),
+                                    std::make_shared<const Resource>(toResource(entry.name, entry.kind, entry.devices)),
                                     [inbox = loop_.inbox(), self = std::weak_ptr<PluginManager *>(self_), name,
                                      generation](bool byClient) {
                                         inbox->post([self, name, generation, byClient] {
@@ -287,7 +301,7 @@ void PluginManager::registrationDone(const std::string &name, unsigned serial, c
         entry.lastError.clear();
         log::info("registered with the kubelet",
                   {{"resource", name}, {"endpoint", entry.socketFile},
-                   {"devices", std::to_string(entry.resource->devices.size())}});
+                   {"devices", std::to_string(entry.devices.size())}});
         return;
     }
     std::string error = status.error_message();

@@ -68,14 +68,14 @@ public:
     PluginManager(const PluginManager &) = delete;
     PluginManager &operator=(const PluginManager &) = delete;
 
-    // Takes the resources whose lists changed: new ones start a server and
-    // register, known ones publish. A resource that lost its last device comes
-    // with an empty list and keeps serving it (capacity 0) rather than
-    // vanishing from the node.
-    void update(std::map<std::string, Resource> changed);
     // As a subscriber of the device index: applies each resource's changes to
-    // the list it keeps and publishes the lists that changed (update()).
+    // the list it keeps; a new resource starts a server and registers, a known
+    // one publishes the change to its server. A resource that lost its last
+    // device keeps serving an empty list (capacity 0) rather than vanishing
+    // from the node.
     void indexChanged(const IndexChanges &changes) override;
+    // The same for resources given as whole lists (tests).
+    void update(std::map<std::string, Resource> changed);
 
     // What the KubeletWatch reports. kubelet.sock was created or deleted.
     void kubeletChanged();
@@ -102,11 +102,13 @@ public:
     size_t resourceCount() const { return entries_.size(); }
 
 private:
+    void apply(const std::string &name, const ResourceDelta &delta);
     enum class Registration { None, Waiting, Registering, Registered, BackingOff, Due };
     struct Entry {
         std::string name;
         std::string socketFile;
-        std::shared_ptr<const Resource> resource;
+        DeviceKind kind = DeviceKind::Passthrough;
+        DeviceMap devices; // the list as the index published it
         std::unique_ptr<ResourceEndpoint> server; // null while none serves
         std::optional<FileIdentity> serverSocket; // the socket file it listens on
         bool stopping = false;       // the old server is stopping; serve again once it has
@@ -154,7 +156,6 @@ private:
     // Owned until their completion arrives (never destroyed inside it).
     std::map<unsigned, std::unique_ptr<RegistrationCall>> calls_;
     std::map<unsigned, std::unique_ptr<ResourceEndpoint>> stoppingServers_;
-    std::map<std::string, DeviceMap> lists_; // each resource's devices, as the index published them
     unsigned nextSerial_ = 1;
     std::shared_ptr<Tally> tally_ = std::make_shared<Tally>();
     // Posted tasks hold a weak reference: the loop may outlive the manager.

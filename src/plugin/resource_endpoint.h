@@ -11,7 +11,7 @@
 #pragma once
 
 #include "base/result.h"
-#include "index/resource.h"
+#include "index/index_changes.h"
 
 #include <functional>
 #include <memory>
@@ -22,7 +22,8 @@ namespace kvgpu {
 class ResourceEndpoint {
 public:
     virtual ~ResourceEndpoint() = default;
-    virtual void publish(std::shared_ptr<const Resource> resource) = 0;
+    // What changed in the resource's list since the last publish.
+    virtual void publish(const ResourceDelta &delta) = 0;
     virtual int openStreams() const = 0;
     // Ends every stream, stops listening and removes the socket file, off the
     // loop thread; `stopped` runs once all of that is done. Called at most once.

@@ -38,7 +38,7 @@ public:
     ResourceServer(const ResourceServer &) = delete;
     ResourceServer &operator=(const ResourceServer &) = delete;
 
-    void publish(std::shared_ptr<const Resource> resource) override { service_->publish(std::move(resource)); }
+    void publish(const ResourceDelta &delta) override { service_->publish(delta); }
     int openStreams() const override { return service_->openStreams(); }
     void stop(std::function<void()> stopped) override;
 

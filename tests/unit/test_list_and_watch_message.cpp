@@ -202,3 +202,37 @@ TEST_CASE("the byte buffer gRPC sends holds the same bytes and keeps them alive"
     grpc::ByteBuffer none = toByteBuffer(ListAndWatchMessage::build(resourceOf({})));
     CHECK(none.Length() == 0);
 }
+
+TEST_CASE("a change applied to the previous message splices in the devices it names, and nothing else")
+{
+    Resource before = vgpus(1500);
+    auto first = ListAndWatchMessage::build(before);
+
+    // One device added in the middle, one removed near the front, one turned unhealthy at the end.
+    AdvertisedDevice added = gpu("48000000-0000-4000-8000-00000000beef", -1);
+    AdvertisedDevice flipped = before.devices.back();
+    flipped.healthy = false;
+    ResourceDelta delta{.kind = DeviceKind::Vgpu, .set = {added, flipped}, .removed = {before.devices[3].id}};
+    std::sort(delta.set.begin(), delta.set.end(), [](auto &a, auto &b) { return a.id < b.id; });
+
+    Resource after = before;
+    after.devices.erase(after.devices.begin() + 3);
+    after.devices.back() = flipped;
+    after.devices.push_back(added);
+    after = resourceOf(after.devices);
+
+    auto next = ListAndWatchMessage::apply(*first, delta);
+    CHECK(next->encodedDevices() == 2);
+    requireEncodes(*next, after);
+
+    // Removing what is not there and setting a device to what it was change no byte.
+    auto same = ListAndWatchMessage::apply(
+        *next, ResourceDelta{.kind = DeviceKind::Vgpu, .set = {added}, .removed = {"00000000-0000-4000-8000-0000000000ff"}});
+    CHECK(same->bytes() == next->bytes());
+
+    // Everything removed: the empty message.
+    ResourceDelta all{.kind = DeviceKind::Vgpu};
+    for (const AdvertisedDevice &d : after.devices)
+        all.removed.push_back(d.id);
+    CHECK(ListAndWatchMessage::apply(*next, all)->bytes().empty());
+}

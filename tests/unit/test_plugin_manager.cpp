@@ -52,7 +52,8 @@ Resource t4WithDevices(std::initializer_list<const char *> ids)
 struct FakeServers {
     struct Served {
         std::string path;
-        std::vector<size_t> published; // device counts of each publish
+        DeviceMap devices;             // the list as served and changed since
+        std::vector<size_t> published; // device counts after each publish
         EndpointFactory::StreamEnded streamEnded;
         int openStreams = 0;
         bool stopped = false;
@@ -73,9 +74,10 @@ struct FakeServers {
 class FakeEndpoint final : public ResourceEndpoint {
 public:
     explicit FakeEndpoint(std::shared_ptr<FakeServers::Served> served) : served_(std::move(served)) {}
-    void publish(std::shared_ptr<const Resource> resource) override
+    void publish(const ResourceDelta &delta) override
     {
-        served_->published.push_back(resource->devices.size());
+        applyDelta(served_->devices, delta);
+        served_->published.push_back(served_->devices.size());
     }
     int openStreams() const override { return served_->openStreams; }
     void stop(std::function<void()> stopped) override
@@ -92,7 +94,8 @@ private:
 class FakeEndpointFactory final : public EndpointFactory {
 public:
     explicit FakeEndpointFactory(std::shared_ptr<FakeServers> servers) : servers_(std::move(servers)) {}
-    Result<std::unique_ptr<ResourceEndpoint>> serve(const std::string &socketPath, std::shared_ptr<const Resource>,
+    Result<std::unique_ptr<ResourceEndpoint>> serve(const std::string &socketPath,
+                                                    std::shared_ptr<const Resource> resource,
                                                     StreamEnded streamEnded) override
     {
         if (servers_->refuseNext > 0) {
@@ -102,6 +105,8 @@ public:
         std::ofstream(socketPath) << "socket";
         auto served = std::make_shared<FakeServers::Served>();
         served->path = socketPath;
+        for (const AdvertisedDevice &device : resource->devices)
+            served->devices.emplace(device.id, device);
         served->streamEnded = std::move(streamEnded);
         served->openStreams = 1;
         servers_->served.push_back(served);
