@@ -215,16 +215,17 @@ void EventDispatch::publish()
         return;
     IndexChanges changes = registry_.takeChanges();
     changes.generation = ++generation_;
-    for (const DeviceChange &change : changes.devices)
-        logChange(change);
-    if (!changes.resources.empty())
-        metrics_.resourcesChanged(changes.resources);
+    // Subscribers first: the kubelet need not wait for the log.
     for (IndexSubscriber *subscriber : subscribers_)
         subscriber->indexChanged(changes);
     if (firstEventAt_) {
         metrics_.eventToPublish(std::chrono::steady_clock::now() - *firstEventAt_);
         firstEventAt_.reset();
     }
+    for (const DeviceChange &change : changes.devices)
+        logChange(change);
+    if (!changes.resources.empty())
+        metrics_.resourcesChanged(changes.resources);
     log::debug("published", {{"generation", std::to_string(generation_)},
                              {"resources", std::to_string(changes.resources.size())},
                              {"devices", std::to_string(changes.devices.size())}});

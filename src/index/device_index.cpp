@@ -42,6 +42,7 @@ void DeviceIndex::set(const std::string &id, std::optional<DerivedDevice> derive
     // Changes are worked out before the old entry goes away.
     if (before && afterResource != beforeResource) {
         changes_.push_back(Change{Change::Kind::Withdrawn, id, beforeResource});
+        healthOf_.erase(id);
     }
     if (!afterResource.empty()) {
         const AdvertisedDevice &now = derived->device;
@@ -49,9 +50,18 @@ void DeviceIndex::set(const std::string &id, std::optional<DerivedDevice> derive
             Change change{Change::Kind::Advertised, id, afterResource, now.healthy, now.healthReason};
             if (!derived->repair.empty() && repairs_.emplace(afterResource, derived->repair).second)
                 change.repair = derived->repair;
+            healthOf_[id] = changes_.size();
             changes_.push_back(std::move(change));
         } else if (before->healthy != now.healthy || before->healthReason != now.healthReason) {
-            changes_.push_back(Change{Change::Kind::HealthChanged, id, afterResource, now.healthy, now.healthReason});
+            // A device read twice in one batch (an add, then its group node)
+            // is reported once, as it is at the end of the batch.
+            if (auto pending = healthOf_.find(id); pending != healthOf_.end()) {
+                changes_[pending->second].healthy = now.healthy;
+                changes_[pending->second].reason = now.healthReason;
+            } else {
+                healthOf_[id] = changes_.size();
+                changes_.push_back(Change{Change::Kind::HealthChanged, id, afterResource, now.healthy, now.healthReason});
+            }
         }
         bool sameWarnings = old != devices_.end() && old->second.row.warnings == derived->row.warnings;
         if (!derived->row.warnings.empty() && !sameWarnings) {
@@ -109,6 +119,7 @@ IndexChanges DeviceIndex::takeChanges()
 {
     IndexChanges out;
     out.devices.swap(changes_);
+    healthOf_.clear();
     for (const auto &[name, ids] : touched_) {
         const ResourceState &state = resources_.at(name);
         ResourceDelta &delta = out.resources[name];

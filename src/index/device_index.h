@@ -59,6 +59,7 @@ private:
     std::map<std::string, std::string> repairs_;
     std::map<std::string, std::set<std::string>> touched_; // resource -> ids that joined, left or changed
     std::vector<Change> changes_;
+    std::map<std::string, std::size_t> healthOf_; // id -> its Advertised or HealthChanged entry in changes_
     std::set<std::string> profilePolled_;
 };
 

@@ -36,7 +36,7 @@ void DevWatch::watchWhatExists()
                                           [this, dir = dir, kind = kind](DirectoryWatch::Change change,
                                                                          const std::string &name) {
                                               sink_.devChanged(kind, change, name);
-                                              follow(dir, kind, change);
+                                              follow(dir, kind, change, name);
                                           },
                                       .drained = [this] { sink_.devBatchEnd(); }});
         if (!watch) {
@@ -47,19 +47,22 @@ void DevWatch::watchWhatExists()
     }
 }
 
-// A watch dies with its directory, and a directory we wait for may appear.
+// A watch dies with its directory, and a directory we wait for may appear
+// (vfio in the dev root, devices in vfio; a new group node is neither).
 // Watches are dropped and added from the inbox, outside the callback of the
 // watch that reported it.
-void DevWatch::follow(const std::string &dir, Directory kind, DirectoryWatch::Change change)
+void DevWatch::follow(const std::string &dir, Directory kind, DirectoryWatch::Change change, const std::string &name)
 {
     if (change == DirectoryWatch::Change::DirectoryGone) {
         loop_.post(lifeline_.guard([this, dir] {
             watches_.erase(dir);
             watchWhatExists();
         }));
-    } else if (change == DirectoryWatch::Change::Created && kind != Directory::VfioDevices) {
-        loop_.post(lifeline_.guard([this] { watchWhatExists(); }));
+        return;
     }
+    const bool awaited = (kind == Directory::Dev && name == "vfio") || (kind == Directory::Vfio && name == "devices");
+    if (change == DirectoryWatch::Change::Created && awaited)
+        loop_.post(lifeline_.guard([this] { watchWhatExists(); }));
 }
 
 } // namespace kvgpu

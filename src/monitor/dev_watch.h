@@ -39,7 +39,7 @@ public:
 
 private:
     void watchWhatExists();
-    void follow(const std::string &dir, Directory kind, DirectoryWatch::Change change);
+    void follow(const std::string &dir, Directory kind, DirectoryWatch::Change change, const std::string &name);
 
     EventLoop &loop_;
     const std::string devRoot_;

@@ -25,6 +25,7 @@ struct Node {
     // The lists of the resources that changed, after each publish that changed one.
     std::vector<std::map<std::string, Resource>> published;
     std::vector<std::uint64_t> generations;
+    std::vector<std::vector<DeviceChange>> changes; // of each publish
     EventDispatch events;
 
     struct Recorder final : IndexSubscriber {
@@ -34,6 +35,7 @@ struct Node {
         void indexChanged(const IndexChanges &changes) override
         {
             node.generations.push_back(changes.generation);
+            node.changes.push_back(changes.devices);
             if (changes.resources.empty())
                 return;
             std::map<std::string, Resource> changed;
@@ -194,4 +196,27 @@ TEST_CASE("an iommufd cdev coming or going re-derives the devices of its group, 
     node.events.devChanged(DevWatch::Directory::VfioDevices, DirectoryWatch::Change::Overflow, "");
     node.events.devBatchEnd();
     CHECK(node.names.lookups == before + 2 * perGpu);
+}
+
+TEST_CASE("a GPU whose group node comes in the same batch is reported once, as it is at the end of the batch")
+{
+    Node node;
+    node.events.initialScan();
+    addPci(node.sys, FakePci{.address = "0000:67:00.0", .group = 14});
+    node.events.uevent(Uevent{.action = "add", .subsystem = "pci", .sysname = "0000:67:00.0"});
+    node.dev.write("vfio/14", "");
+    node.events.uevent(Uevent{.action = "add", .subsystem = "vfio", .sysname = "14"});
+    node.events.ueventBatchEnd(UeventMonitor::BatchEnd::Drained);
+
+    REQUIRE(node.changes.size() == 2);
+    std::vector<DeviceChange> verdicts;
+    for (const DeviceChange &change : node.changes[1])
+        if (change.kind != DeviceChange::Kind::Warnings)
+            verdicts.push_back(change);
+    REQUIRE(verdicts.size() == 1);
+    const DeviceChange &change = verdicts[0];
+    CHECK(change.kind == DeviceChange::Kind::Advertised);
+    CHECK(change.id == "0000:67:00.0");
+    CHECK(change.healthy);
+    CHECK(change.reason.empty());
 }
