@@ -175,7 +175,11 @@ class SimNode:
         self.out = LineWatcher(self.proc.stdout, os.path.join(workdir, "node.log"))
         # The node prints its three KEY=value lines on stdout too (before it
         # writes the ready file).
-        end, _ = self.out.wait_for(lambda l: l.startswith("DEV_ROOT="), WAIT, "the simulated node")
+        try:
+            end, _ = self.out.wait_for(lambda l: l.startswith("DEV_ROOT="), WAIT, "the simulated node")
+        except StoryFailure:
+            self.stop()
+            raise
         vals = dict(l.split("=", 1) for l in self.out.lines[:end + 1] if "=" in l)
         self.umockdev_dir = vals["UMOCKDEV_DIR"]
         self.sysfs_root = vals["SYSFS_ROOT"]
