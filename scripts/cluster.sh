@@ -207,9 +207,12 @@ EOF
     kubeconfig "$state/kubelet.kubeconfig" "system:node:$node" "$kubelet_token"
 
     # The mount namespace: one process holds it; everything else joins it.
-    mkdir -p /var/lib/kubelet
+    # Mount points on the host stay empty directories: the kubelet's, and the
+    # DaemonSet's hostPath for the plugin's state (story 7 creates its pod).
+    mkdir -p /var/lib/kubelet /var/lib/kubevirt-gpu-device-plugin
     unshare --mount --propagation private -- /bin/sh -c '
         mount -t tmpfs -o mode=0755 kvgpu-kubelet /var/lib/kubelet &&
+        mount -t tmpfs -o mode=0755 kvgpu-plugin-state /var/lib/kubevirt-gpu-device-plugin &&
         mount -t tmpfs -o mode=0755 kvgpu-log /var/log &&
         mkdir /var/lib/kubelet/device-plugins && exec sleep infinity' \
         </dev/null >"$state/logs/namespace.log" 2>&1 &

@@ -313,7 +313,7 @@ class Bench:
                     counts[d["resource"]] += 1
         return counts
 
-    def start_plugin(self):
+    def start_plugin(self, daemonset_ports=False):
         """Starts the plugin as the DaemonSet does (its args, the shipped
         ConfigMap, NODE_NAME), with the simulated node's sysfs and /dev in
         place of the host's, in the bench's mount namespace."""
@@ -323,16 +323,17 @@ class Bench:
             f.write(shipped_config())
         state_dir = os.path.join(self.work, "plugin-state")
         os.makedirs(state_dir, exist_ok=True)
-        ports = free_ports(2)
-        replace = {"--dev-root": self.node.dev_root, "--probe-port": str(ports[0]),
-                   "--metrics-port": str(ports[1]), "--state-dir": state_dir, "--config": cfg,
+        replace = {"--dev-root": self.node.dev_root, "--state-dir": state_dir, "--config": cfg,
                    "--log-level": "debug"}
+        if not daemonset_ports:
+            # The DaemonSet's fixed ports only where the kubelet probes them.
+            ports = free_ports(2)
+            replace.update({"--probe-port": str(ports[0]), "--metrics-port": str(ports[1])})
         args = []
         for a in daemonset_args():
             key = a.split("=", 1)[0]
             args.append(f"{key}={replace[key]}" if key in replace else a)
         args += ["--sysfs-root", self.node.sysfs_root, "--plugin-dir", "/var/lib/kubelet/device-plugins"]
-        self.probe_port = ports[0]
         self.plugin_log = os.path.join(self.work, f"plugin.{self.plugin_runs}.log")
         env = dict(os.environ, LD_PRELOAD=PRELOAD, UMOCKDEV_DIR=self.node.umockdev_dir,
                    NODE_NAME=self.node_name)

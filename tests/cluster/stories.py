@@ -10,7 +10,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import WAIT, StoryFailure, log, run_story  # noqa: E402
+from bench import WAIT, Skip, StoryFailure, log, run_story  # noqa: E402
 
 NV = "nvidia.com/"
 T4 = NV + "TU104GL_TESLA_T4"
@@ -314,7 +314,75 @@ def story_no_gpus_then_kubelet_late(bench):
     bench.assert_plugin_running()
 
 
+# -- 7 (on the fake CRI) ----------------------------------------------------------
+def story_daemonset(bench):
+    """`kubectl apply -k manifests/` is accepted; the DaemonSet's pod is
+    scheduled to the node, its container gets the DaemonSet's args, env and
+    mounts, and it turns Ready through its gRPC probes, which the kubelet sends
+    to the pod's address (127.0.0.1 on the fake CRI) where the plugin, started
+    with the same args on the simulated node, answers."""
+    import socket
+    for port in (8081, 8082):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise Skip(f"port {port} of the DaemonSet's probes/metrics is taken on this machine")
+        finally:
+            s.close()
+    bench.start_node(DEMO_NODE)
+    listed = bench.list_resources()
+    out = bench.kubectl("apply", "-k", os.path.join(os.environ["KVGPU_SOURCE_ROOT"], "manifests"))
+    for obj in ("namespace/kubevirt-gpu-device-plugin", "configmap/kubevirt-gpu-device-plugin-config",
+                "daemonset.apps/kubevirt-gpu-device-plugin"):
+        check(obj in out, f"kubectl apply -k manifests/ did not create {obj}: {out}")
+    ns = "kubevirt-gpu-device-plugin"
+    # The DaemonSet controller names its pod; find it through the DaemonSet's status.
+    bench.api.watch_until(f"/apis/apps/v1/namespaces/{ns}/daemonsets", "kubevirt-gpu-device-plugin",
+                          lambda d: d.get("status", {}).get("currentNumberScheduled") == 1, WAIT,
+                          "the DaemonSet's pod scheduled")
+    pods = bench.api.get(f"/api/v1/namespaces/{ns}/pods")["items"]
+    check(len(pods) == 1 and pods[0]["spec"].get("nodeName") == bench.node_name,
+          f"DaemonSet pods: {[(p['metadata']['name'], p['spec'].get('nodeName')) for p in pods]}")
+    name = pods[0]["metadata"]["name"]
+    bench.wait_pod(name, lambda p: (p.get("status", {}).get("containerStatuses") or [{}])[0].get("started"),
+                   "container started", namespace=ns)
+    recs = [r for r in bench.container_records(name, "kubevirt-gpu-device-plugin")]
+    check(len(recs) == 1, f"{len(recs)} containers created for {name}")
+    rec = recs[0]
+    with open(os.path.join(os.environ["KVGPU_SOURCE_ROOT"], "manifests", "daemonset.yaml")) as f:
+        import yaml
+        ds = yaml.safe_load(f)
+    want_args = ds["spec"]["template"]["spec"]["containers"][0]["args"]
+    check(rec["args"] == want_args, f"container args {rec['args']} != DaemonSet args {want_args}")
+    check(rec["image"].endswith("kubevirt-gpu-device-plugin:0.1.0"), f"image {rec['image']}")
+    check(rec["env"].get("NODE_NAME") == bench.node_name, f"NODE_NAME={rec['env'].get('NODE_NAME')}")
+    mounts = {m["container_path"]: m for m in rec["mounts"]}
+    for path, host, ro in (("/var/lib/kubelet/device-plugins", "/var/lib/kubelet/device-plugins", False),
+                           ("/host/dev", "/dev", True),
+                           ("/var/lib/kubevirt-gpu-device-plugin", "/var/lib/kubevirt-gpu-device-plugin", False)):
+        m = mounts.get(path)
+        check(m and m["host_path"] == host and m["readonly"] == ro, f"mount {path}: {m}")
+    check(mounts.get("/etc/kubevirt-gpu-device-plugin", {}).get("readonly") is True,
+          f"the ConfigMap mount: {mounts.get('/etc/kubevirt-gpu-device-plugin')}")
+    check(not rec["devices"], f"the plugin's container got devices {rec['devices']}")
+
+    # Not ready before the plugin serves: the kubelet's probe finds nothing.
+    bench.wait_pod(name, lambda p: any(c["type"] == "Ready" and c["status"] == "False"
+                                       for c in p.get("status", {}).get("conditions") or []),
+                   "Ready=False before the plugin serves", namespace=ns)
+    bench.start_plugin(daemonset_ports=True)
+    bench.wait_pod(name, lambda p: any(c["type"] == "Ready" and c["status"] == "True"
+                                       for c in p.get("status", {}).get("conditions") or []),
+                   "Ready through the gRPC readiness probe", namespace=ns)
+    # Ready means registered; the node's status follows at the kubelet's next
+    # status update.
+    bench.wait_allocatable(listed, "the DaemonSet plugin's resources in allocatable")
+    bench.assert_plugin_running()
+
+
 STORIES = {
+    "daemonset": story_daemonset,
     "registers": story_registers,
     "virt-launcher": story_virt_launcher,
     "numa": story_numa,
