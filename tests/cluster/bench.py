@@ -343,6 +343,37 @@ class Bench:
         log(f"plugin started (pid {self.plugin.pid}): {' '.join(args)}")
         return time.monotonic()
 
+    def start_plugin_image(self, image):
+        """Starts the plugin from its container image, by podman in the bench's
+        mount namespace, with the DaemonSet's arguments, securityContext
+        (UID 0, read-only root, every capability dropped, no privilege
+        escalation) and mounts; the simulated node's sysfs (at its own path,
+        so its absolute links resolve) and /dev take the host's place. The
+        container shares the host's network, as the pod's address is
+        127.0.0.1 on this bench. The umockdev preload is not in the image:
+        the plugin sees the node as scanned at start, without uevents."""
+        self.plugin_runs += 1
+        cfg_dir = os.path.join(self.work, "config")
+        os.makedirs(cfg_dir, exist_ok=True)
+        with open(os.path.join(cfg_dir, "config.yaml"), "w") as f:
+            f.write(shipped_config())
+        args = daemonset_args() + ["--sysfs-root", self.node.sysfs_root]
+        podman = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "run", "--rm",
+                  "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+                  "--network", "host", "--user", "0:0", "--read-only", "--cap-drop", "ALL",
+                  "--security-opt", "no-new-privileges", "--env", f"NODE_NAME={self.node_name}",
+                  "-v", "/var/lib/kubelet/device-plugins:/var/lib/kubelet/device-plugins",
+                  "-v", f"{self.node.dev_root}:/host/dev:ro",
+                  "-v", "/var/lib/kubevirt-gpu-device-plugin:/var/lib/kubevirt-gpu-device-plugin",
+                  "-v", f"{cfg_dir}:/etc/kubevirt-gpu-device-plugin:ro",
+                  "-v", f"{self.node.sysfs_root}:{self.node.sysfs_root}:ro",
+                  image, *args]
+        self.plugin_log = os.path.join(self.work, f"plugin.{self.plugin_runs}.log")
+        with open(self.plugin_log, "w") as out:
+            self.plugin = subprocess.Popen(["nsenter", "-t", self.vals["NS_PID"], "-m", "--", *podman],
+                                           stdout=out, stderr=subprocess.STDOUT)
+        log(f"plugin image started (pid {self.plugin.pid}): {' '.join(podman)}")
+
     def stop_plugin(self):
         if self.plugin and self.plugin.poll() is None:
             self.plugin.terminate()

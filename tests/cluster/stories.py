@@ -316,6 +316,22 @@ def story_no_gpus_then_kubelet_late(bench):
 
 # -- 7 (on the fake CRI) ----------------------------------------------------------
 def story_daemonset(bench):
+    daemonset(bench, lambda: bench.start_plugin(daemonset_ports=True))
+
+
+def story_daemonset_image(bench):
+    """Story 7 with the plugin run from the image scripts/image.sh builds."""
+    import subprocess
+    r = subprocess.run([os.path.join(os.environ["KVGPU_SOURCE_ROOT"], "scripts", "image.sh")],
+                       stdout=subprocess.PIPE, text=True)
+    if r.returncode == 77:
+        raise Skip("scripts/image.sh skipped (see its reason above)")
+    check(r.returncode == 0, f"scripts/image.sh failed with {r.returncode}")
+    image = [l.split("=", 1)[1] for l in r.stdout.splitlines() if l.startswith("IMAGE=")][0]
+    daemonset(bench, lambda: bench.start_plugin_image(image))
+
+
+def daemonset(bench, start_plugin):
     """`kubectl apply -k manifests/` is accepted; the DaemonSet's pod is
     scheduled to the node, its container gets the DaemonSet's args, env and
     mounts, and it turns Ready through its gRPC probes, which the kubelet sends
@@ -342,9 +358,12 @@ def story_daemonset(bench):
                           lambda d: d.get("status", {}).get("currentNumberScheduled") == 1, WAIT,
                           "the DaemonSet's pod scheduled")
     pods = bench.api.get(f"/api/v1/namespaces/{ns}/pods")["items"]
-    check(len(pods) == 1 and pods[0]["spec"].get("nodeName") == bench.node_name,
-          f"DaemonSet pods: {[(p['metadata']['name'], p['spec'].get('nodeName')) for p in pods]}")
+    check(len(pods) == 1, f"DaemonSet pods: {[p['metadata']['name'] for p in pods]}")
     name = pods[0]["metadata"]["name"]
+    # The DaemonSet controller creates the pod with a node affinity; the
+    # scheduler binds it.
+    bench.wait_pod(name, lambda p: p["spec"].get("nodeName") == bench.node_name,
+                   f"bound to {bench.node_name}", namespace=ns)
     bench.wait_pod(name, lambda p: (p.get("status", {}).get("containerStatuses") or [{}])[0].get("started"),
                    "container started", namespace=ns)
     recs = [r for r in bench.container_records(name, "kubevirt-gpu-device-plugin")]
@@ -371,7 +390,7 @@ def story_daemonset(bench):
     bench.wait_pod(name, lambda p: any(c["type"] == "Ready" and c["status"] == "False"
                                        for c in p.get("status", {}).get("conditions") or []),
                    "Ready=False before the plugin serves", namespace=ns)
-    bench.start_plugin(daemonset_ports=True)
+    start_plugin()
     bench.wait_pod(name, lambda p: any(c["type"] == "Ready" and c["status"] == "True"
                                        for c in p.get("status", {}).get("conditions") or []),
                    "Ready through the gRPC readiness probe", namespace=ns)
@@ -383,6 +402,7 @@ def story_daemonset(bench):
 
 STORIES = {
     "daemonset": story_daemonset,
+    "daemonset-image": story_daemonset_image,
     "registers": story_registers,
     "virt-launcher": story_virt_launcher,
     "numa": story_numa,
