@@ -19,7 +19,7 @@
 # mount namespace held by one process, so nothing of the host's is touched and
 # they vanish with it. Exits 77 (skipped) with a reason when the machine cannot
 # run a kubelet.
-set -euo pipefail
+set -Eeuo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 k8s_version=v1.36.3
@@ -118,6 +118,12 @@ wait_until() {
             tails >&2
             return 1
         fi
+        # The component last started has exited: no use waiting.
+        if [ -n "${last_started:-}" ] && ! alive "$last_started"; then
+            log "$what: the process exited"
+            tails >&2
+            return 1
+        fi
         sleep 0.1
     done
 }
@@ -174,6 +180,7 @@ start() {
     mkdir -p "$state/run/$name"
     (cd "$state/run/$name" && exec nsenter -t "$(cat "$state/ns.pid")" -m -- "$@" \
         </dev/null >"$state/logs/$name.log" 2>&1) &
+    last_started=$!
     echo $! >"$state/pids/$name"
 }
 
@@ -185,7 +192,7 @@ up() {
         exit 1
     fi
     mkdir -p "$state"/{logs,pids,run}
-    trap 'log "start failed; tearing down"; down; exit 1' ERR
+    trap 'trap - ERR; log "start failed; tearing down"; down; exit 1' ERR
 
     read -r etcd_port etcd_peer_port apiserver_port cm_port sched_port kubelet_port kubelet_healthz_port \
         <<<"$(free_ports 7)"
