@@ -3,8 +3,10 @@
 # then runs four stages, each in its own build directory so that .ci/run finds
 # every <build>/meson-logs/testlog.json and adds them up:
 #
-#   build/test  debug build: every test
-#   build/asan  AddressSanitizer + UndefinedBehaviorSanitizer (gcc): every test,
+#   build/test  debug build: every test, the cluster stories (a real
+#               Kubernetes, scripts/cluster.sh) only here
+#   build/asan  AddressSanitizer + UndefinedBehaviorSanitizer (gcc): every test
+#               but the cluster stories,
 #               leak checks on, in the daemons the tests start too
 #   build/tsan  ThreadSanitizer (gcc): the unit and integration tests, where the
 #               loop thread, gRPC's threads and the test kubelet meet
@@ -70,7 +72,16 @@ setup() {
 debug_suite() {
     setup build/test -Dbuildtype=debug || return 1
     ninja -C build/test || return 1
+    # The cluster stories' Kubernetes components (cold: about 9 minutes; then
+    # only links). 77: no Go here, and the stories skip.
+    cluster_build
     meson test -C build/test --print-errorlogs --num-processes "$jobs"
+}
+
+cluster_build() {
+    local start=$SECONDS rc=0
+    scripts/cluster.sh build || rc=$?
+    echo "cluster components: $((SECONDS - start)) s (rc $rc)"
 }
 
 asan_suite() {
@@ -78,7 +89,7 @@ asan_suite() {
     ninja -C build/asan || return 1
     ASAN_OPTIONS=$asan_options LSAN_OPTIONS=$lsan_options UBSAN_OPTIONS=$ubsan_options \
         KVGPU_TIMEOUT_MULTIPLIER=3 \
-        meson test -C build/asan --print-errorlogs --num-processes "$jobs" --timeout-multiplier 3
+        meson test -C build/asan --no-suite cluster --print-errorlogs --num-processes "$jobs" --timeout-multiplier 3
 }
 
 tsan_suite() {

@@ -1,5 +1,9 @@
 #include "test_kubelet.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <stdexcept>
 #include <system_error>
@@ -199,7 +203,14 @@ TestKubelet::TestKubelet(std::string pluginDir)
 {
 }
 
-TestKubelet::~TestKubelet() { stop(); }
+TestKubelet::~TestKubelet()
+{
+    stop();
+    // Test hygiene, not kubelet behaviour: a destroyed stand-in takes its
+    // stale socket along.
+    std::error_code ignored;
+    std::filesystem::remove(socketPath(), ignored);
+}
 
 std::string TestKubelet::socketPath() const
 {
@@ -235,7 +246,9 @@ void TestKubelet::start()
     notifyChanged();
 }
 
-void TestKubelet::stop()
+void TestKubelet::stop() { stopServing(StaleSocket::Leave); }
+
+void TestKubelet::stopServing(StaleSocket stale)
 {
     std::lock_guard lifecycle(lifecycleMutex_);
     {
@@ -262,15 +275,40 @@ void TestKubelet::stop()
             cancelAndJoin(client->stream);
     }
 
-    std::error_code ignored;
-    std::filesystem::remove(socketPath(), ignored);
+    // The real kubelet, stopped, leaves kubelet.sock behind: a socket file
+    // nobody listens on (connect() is refused) until the next start deletes
+    // it and serves a new one. gRPC unlinks the file at shutdown, so one is
+    // bound here and closed without listening (a watcher sees a delete and a
+    // create the real kubelet does not make; the end state is the real one).
+    // A restart goes on at once, and the real one's start deletes the socket
+    // anyway, so restart() does not make one.
+    if (stale == StaleSocket::Leave)
+        leaveStaleSocket();
     std::lock_guard lock(mu_);
     notifyChanged();
 }
 
+void TestKubelet::leaveStaleSocket() const
+{
+    const std::string path = socketPath();
+    std::error_code error;
+    if (std::filesystem::is_socket(path, error))
+        return;
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (path.size() < sizeof address.sun_path) {
+        path.copy(address.sun_path, path.size());
+        (void)::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    }
+    ::close(fd);
+}
+
 void TestKubelet::restart()
 {
-    stop();
+    stopServing(StaleSocket::Skip);
     std::error_code error;
     for (const auto& entry : std::filesystem::directory_iterator(pluginDir_, error)) {
         std::error_code statusError;

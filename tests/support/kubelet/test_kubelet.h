@@ -9,7 +9,9 @@
 // ListAndWatch stream is opened as the registration is accepted and is never
 // redialled when it ends; a newer registration of the same resource replaces the
 // older one; and a restart deletes every socket in the plugin directory and
-// forgets all registrations, so the plugin has to notice and register again.
+// forgets all registrations, so the plugin has to notice and register again;
+// a stopped kubelet leaves a stale kubelet.sock behind (found against the real
+// kubelet on the cluster bench, docs/cluster-bench.md).
 #pragma once
 
 #include <chrono>
@@ -109,9 +111,11 @@ public:
     // when the socket cannot be served (path too long, directory missing), since
     // a test cannot go on without it. Does nothing when already serving.
     void start();
-    // Cancels every ListAndWatch stream, stops serving and removes kubelet.sock.
-    // Registrations are forgotten, as a dying kubelet forgets them; the recorded
-    // history stays.
+    // Cancels every ListAndWatch stream and stops serving. Registrations are
+    // forgotten, as a dying kubelet forgets them; the recorded history stays.
+    // kubelet.sock stays behind, refusing connections, as the real kubelet
+    // (v1.36, stopped by SIGTERM) leaves it; start() serves it again. Only
+    // the destructor removes it.
     void stop();
     // Restarts like the real kubelet: stop(), delete every socket file in the
     // plugin directory (directories and regular files stay), then start().
@@ -176,6 +180,9 @@ private:
     std::shared_ptr<Client> clientFor(const std::string& resource) const;
     void cancelAndJoin(const std::shared_ptr<Stream>& stream);
     void notifyChanged(); // requires mu_
+    enum class StaleSocket { Leave, Skip };
+    void stopServing(StaleSocket stale);
+    void leaveStaleSocket() const;
 
     const std::string pluginDir_;
 

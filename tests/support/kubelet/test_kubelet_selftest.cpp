@@ -2,9 +2,13 @@
 // checked here against a small device plugin whose behaviour the test controls.
 
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -540,6 +544,31 @@ TEST_CASE("a kubelet restart deletes the sockets and forgets the registrations")
     REQUIRE(kubelet.waitFor(
         [](const TestKubelet& k) { return k.updates(kResource).size() == 2; }, kWait));
     CHECK(kubelet.openStreams() == 1);
+}
+
+TEST_CASE("a stopped kubelet leaves kubelet.sock behind, refusing connections, until it starts again")
+{
+    // As the real kubelet does when stopped (checked on the cluster bench):
+    // a plugin started while it is down finds a socket file it cannot reach.
+    TempDir dir;
+    TestKubelet kubelet(dir.path());
+    kubelet.start();
+    kubelet.stop();
+    REQUIRE(fs::is_socket(dir / "kubelet.sock"));
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string path = dir / "kubelet.sock";
+    path.copy(address.sun_path, path.size());
+    CHECK(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == -1);
+    CHECK(errno == ECONNREFUSED);
+    ::close(fd);
+
+    kubelet.start();
+    FakePlugin plugin(dir / "p.sock", kTwoGpus);
+    plugin.serve();
+    CHECK(plugin.registerWith(kubelet, kResource).ok());
 }
 
 TEST_CASE("actions reach the registered plugin as the kubelet would send them")
