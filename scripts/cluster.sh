@@ -54,6 +54,8 @@ build() {
         missing+=(fakecri)
     fi
     ((${#missing[@]})) || return 0
+    # Where the machine's Go lives when the PATH does not name it.
+    command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH=$PATH:/usr/local/go/bin
     command -v go >/dev/null || skip "no Go toolchain to build ${missing[*]}"
     go_env
     mkdir -p "$bin/tmp"

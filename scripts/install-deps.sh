@@ -12,6 +12,9 @@ packages=(
   doctest-dev umockdev libumockdev-dev python3 python3-yaml prometheus
   # sanitizer and fuzzing builds
   clang-14 libclang-rt-14-dev
+  # the real-Kubernetes bench: the container image (scripts/image.sh) and the
+  # tools its scripts use; Go builds the Kubernetes components (tests/cluster)
+  podman debootstrap runc iproute2 util-linux openssl curl
 )
 
 missing=()
