@@ -51,10 +51,7 @@ PluginManager::~PluginManager()
 template <typename Task>
 void PluginManager::postBack(Task task)
 {
-    loop_.post([self = std::weak_ptr<PluginManager *>(self_), task = std::move(task)]() mutable {
-        if (auto alive = self.lock())
-            task(**alive);
-    });
+    loop_.post(lifeline_.guard([this, task = std::move(task)]() mutable { task(*this); }));
 }
 
 bool PluginManager::socketIntact(const Entry &entry) const
@@ -182,12 +179,11 @@ bool PluginManager::serve(Entry &entry)
     std::string name = entry.name;
     auto server = endpoints_->serve(dir_.pathOf(entry.socketFile),
                                     std::make_shared<const Resource>(toResource(entry.name, entry.kind, entry.devices)),
-                                    [inbox = loop_.inbox(), self = std::weak_ptr<PluginManager *>(self_), name,
-                                     generation](bool byClient) {
-                                        inbox->post([self, name, generation, byClient] {
-                                            if (auto alive = self.lock())
-                                                (*alive)->streamEnded(name, generation, byClient);
-                                        });
+                                    [inbox = loop_.inbox(),
+                                     ended = lifeline_.guard([this, name, generation](bool byClient) {
+                                         streamEnded(name, generation, byClient);
+                                     })](bool byClient) {
+                                        inbox->post([ended, byClient]() mutable { ended(byClient); });
                                     });
     if (!server) {
         if (server.error() != entry.lastError)
@@ -224,12 +220,9 @@ void PluginManager::stopServer(Entry &entry)
     ResourceEndpoint *server = entry.server.get();
     stoppingServers_[serial] = std::move(entry.server);
     tally_->begin();
-    server->stop([tally = tally_, inbox = loop_.inbox(), self = std::weak_ptr<PluginManager *>(self_),
-                  name = entry.name, serial] {
-        inbox->post([self, name, serial] {
-            if (auto alive = self.lock())
-                (*alive)->serverStopped(name, serial);
-        });
+    server->stop([tally = tally_, inbox = loop_.inbox(),
+                  stopped = lifeline_.guard([this, name = entry.name, serial] { serverStopped(name, serial); })] {
+        inbox->post(stopped);
         tally->end();
     });
 }
@@ -260,14 +253,13 @@ void PluginManager::sendRegister(Entry &entry, const KubeletInstance &kubelet)
     tally_->begin();
     calls_[serial] = registrar_->send(
         kubelet, request,
-        [tally = tally_, inbox = loop_.inbox(), self = std::weak_ptr<PluginManager *>(self_), name,
-         serial](grpc::Status status) {
+        [tally = tally_, inbox = loop_.inbox(),
+         done = lifeline_.guard([this, name, serial](const grpc::Status &status) {
+             registrationDone(name, serial, status);
+         })](grpc::Status status) {
             // Only hand over: the call (and its channel) is destroyed on the
             // loop, after this completion has returned.
-            inbox->post([self, name, serial, status] {
-                if (auto alive = self.lock())
-                    (*alive)->registrationDone(name, serial, status);
-            });
+            inbox->post([done, status]() mutable { done(status); });
             tally->end();
         });
     entry.call = serial;

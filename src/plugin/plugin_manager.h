@@ -27,6 +27,7 @@
 #include "index/resource.h"
 #include "sysfs/sysfs.h"
 #include "loop/event_loop.h"
+#include "loop/lifeline.h"
 #include "plugin/kubelet_registrar.h"
 #include "plugin/plugin_directory.h"
 #include "plugin/resource_endpoint.h"
@@ -159,7 +160,7 @@ private:
     unsigned nextSerial_ = 1;
     std::shared_ptr<Tally> tally_ = std::make_shared<Tally>();
     // Posted tasks hold a weak reference: the loop may outlive the manager.
-    std::shared_ptr<PluginManager *> self_ = std::make_shared<PluginManager *>(this);
+    Lifeline lifeline_; // completions posted back run only while the manager exists
     bool shutDown_ = false;
     bool directoryGone_ = false;
 };
