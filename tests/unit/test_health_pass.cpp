@@ -4,6 +4,7 @@
 #include "app/health_pass.h"
 #include "fake_names.h"
 #include "temp_tree.h"
+#include "timeouts.h"
 
 #include <doctest/doctest.h>
 
@@ -48,12 +49,6 @@ struct Published {
     std::string reason;
 };
 
-unsigned long scaled(unsigned long ms)
-{
-    const char *multiplier = std::getenv("KVGPU_TIMEOUT_MULTIPLIER");
-    return ms * static_cast<unsigned long>(multiplier ? std::max(1, std::atoi(multiplier)) : 1);
-}
-
 std::ptrdiff_t indexOf(const std::vector<Published> &published, const std::string &id, bool healthy)
 {
     for (size_t i = 0; i < published.size(); ++i)
@@ -77,7 +72,7 @@ bool runPass(EventLoop &loop, DeviceRegistry &registry, const std::function<void
     });
     self = &pass;
     Timer guard(loop);
-    guard.start(scaled(10000), 0, [&] { loop.stop(); });
+    guard.start(static_cast<uint64_t>(kvgpu::test::scaled(std::chrono::seconds(10)).count()), 0, [&] { loop.stop(); });
     pass.start();
     loop.run();
     return ended;
