@@ -214,6 +214,10 @@ void EventDispatch::publish()
     }
     if (published_)
         published_();
+    // Every publish, once its subscribers have it, whether or not a list
+    // changed: a test that must show that nothing happened waits for the
+    // generation of a later event instead of sleeping.
+    log::debug("published", {{"generation", std::to_string(++generation_)}});
 }
 
 void EventDispatch::reportProblem(const std::string &id)

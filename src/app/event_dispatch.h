@@ -87,6 +87,7 @@ private:
     std::string rescanReason_;         // of the first of them
     bool stopped_ = false;
     std::function<void()> published_;
+    unsigned long generation_ = 0; // publishes so far, logged with each
     // Lets a queued rescan see that the dispatch is gone.
     std::shared_ptr<EventDispatch *> self_ = std::make_shared<EventDispatch *>(this);
 };
