@@ -2,11 +2,13 @@
 
 #include "base/log.h"
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <pthread.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <string>
@@ -228,6 +230,25 @@ void FdWatcher::fire(int status)
     (*running)(status);
 }
 
+namespace {
+// For each signal, the thread whose signalfds read it (0: none yet). Written
+// by blockSignals, read by the handler on any thread.
+std::atomic<pid_t> signalTargets[NSIG];
+static_assert(std::atomic<pid_t>::is_always_lock_free, "read in a signal handler");
+
+// Runs only on a thread that does not block the signal, which is never the
+// target (that thread blocks it): hands the signal to the target, where it is
+// pending, blocked, until a signalfd reads it.
+extern "C" void forwardSignal(int signum)
+{
+    const int savedErrno = errno;
+    const pid_t target = signalTargets[signum].load(std::memory_order_relaxed);
+    if (target > 0 && target != static_cast<pid_t>(::syscall(SYS_gettid)))
+        ::syscall(SYS_tgkill, ::getpid(), target, signum);
+    errno = savedErrno;
+}
+} // namespace
+
 void blockSignals(std::initializer_list<int> signals)
 {
     sigset_t set;
@@ -235,6 +256,19 @@ void blockSignals(std::initializer_list<int> signals)
     for (int signum : signals)
         sigaddset(&set, signum);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    const pid_t self = static_cast<pid_t>(::syscall(SYS_gettid));
+    for (int signum : signals) {
+        if (signum <= 0 || signum >= NSIG)
+            continue;
+        signalTargets[signum].store(self, std::memory_order_relaxed);
+        struct sigaction action {};
+        action.sa_handler = forwardSignal;
+        sigfillset(&action.sa_mask);
+        action.sa_flags = SA_RESTART;
+        if (::sigaction(signum, &action, nullptr) != 0)
+            log::error("cannot forward a signal to the event loop",
+                       {{"signal", std::to_string(signum)}, {"error", std::strerror(errno)}});
+    }
 }
 
 SignalWatcher::SignalWatcher(EventLoop &loop, int signum, std::function<void()> callback)

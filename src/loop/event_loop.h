@@ -153,17 +153,29 @@ private:
     std::shared_ptr<std::function<void(int)>> callback_;
 };
 
-// Blocks `signals` in the calling thread, and so in every thread it creates
-// afterwards. The daemon calls it first thing, before gRPC starts a thread:
-// a blocked signal waits, pending, for its SignalWatcher to read it, instead of
-// running a handler on whichever thread the kernel picks (TSan delays a
-// handler while that thread sleeps in an uninstrumented gRPC wait) or, before
-// the watcher exists, killing the process by the default action.
+// Makes `signals` reach the calling thread's SignalWatchers whichever thread
+// the kernel picks for them. It blocks them in the calling thread, and so in
+// every thread it creates afterwards; the daemon calls it first thing, before
+// gRPC starts a thread, so that a blocked signal waits, pending, for its
+// SignalWatcher to read it instead of running a handler on whichever thread
+// the kernel picks (TSan delays a handler while that thread sleeps in an
+// uninstrumented gRPC wait) or, before the watcher exists, killing the process
+// by the default action.
+//
+// A thread that did not inherit the mask (one a library created before the
+// call, or with its own mask) can still be picked for a process-directed
+// signal. So that the default action never kills the process there, it also
+// installs a handler for each signal that forwards it to the calling thread
+// (tgkill), where it waits, blocked, for the signalfd: the loop sees it as if
+// the kernel had picked its own thread. The handler does nothing else, and
+// only async-signal-safe calls. If the calling thread has exited, a forwarded
+// signal is lost; call this from the thread that runs the loop.
 void blockSignals(std::initializer_list<int> signals);
 
 // Delivers one signal to the loop through a signalfd. The signal must be
-// blocked in every thread (blockSignals) or the kernel never queues it for
-// the fd; the constructor blocks it in the calling thread too. A signal that
+// blocked in the loop's thread (blockSignals) or the kernel never queues it
+// for the fd; the constructor calls blockSignals for it, so the watcher's
+// thread (the loop's) becomes where the signal is forwarded to. A signal that
 // arrived before the watcher was created is read as soon as the loop runs.
 class SignalWatcher {
 public:

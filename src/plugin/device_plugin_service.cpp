@@ -109,8 +109,13 @@ private:
 DevicePluginService::DevicePluginService(std::shared_ptr<const Resource> initial, SysfsTree sysfs,
                                          DevTree dev, StreamEnded streamEnded, Metrics &metrics)
     : sysfs_(std::move(sysfs)), dev_(std::move(dev)), streamEnded_(std::move(streamEnded)), metrics_(metrics),
-      name_(initial->name), kind_(initial->kind), message_(ListAndWatchMessage::build(*initial))
+      name_(initial->name), kind_(initial->kind)
 {
+    // Under the mutex although nothing else can see the service yet: gRPC
+    // hands it to its threads through locks TSan cannot see, and the first
+    // ListAndWatch reads these under the mutex.
+    std::lock_guard lock(mutex_);
+    message_ = ListAndWatchMessage::build(*initial);
     for (const AdvertisedDevice &device : initial->devices)
         devices_.emplace(device.id, device);
 }

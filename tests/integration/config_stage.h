@@ -112,19 +112,6 @@ private:
     std::error_code ec_;
 };
 
-// Polls `probe` until it holds or the (scaled) timeout passes.
-template <typename Probe>
-bool eventually(Probe probe, std::chrono::milliseconds timeout = std::chrono::milliseconds(5000))
-{
-    auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (probe())
-            return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return probe();
-}
-
 inline size_t occurrences(const std::string &text, const std::string &needle)
 {
     size_t count = 0;

@@ -13,6 +13,9 @@
 #include "test_kubelet.h"
 #include "timeouts.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -83,11 +86,12 @@ public:
     }
 
     // Waits until the kubelet's newest list for `resource` holds exactly `ids`.
-    // Every wait's bound is scaled for the sanitizer stages (timeouts.h).
+    // Every wait's bound is scaled for the sanitizer stages (timeouts.h). A
+    // wait that fails prints what the kubelet holds and the plugin's log.
     bool kubeletSees(const std::string &resource, std::vector<std::string> ids, std::chrono::milliseconds timeout = 5s)
     {
         std::sort(ids.begin(), ids.end());
-        return kubelet->waitFor(
+        bool seen = kubelet->waitFor(
             [&](const TestKubelet &k) {
                 auto latest = k.latest(resource);
                 if (!latest)
@@ -99,6 +103,9 @@ public:
                 return got == ids;
             },
             scaled(timeout));
+        if (!seen)
+            waitFailed(fmt::format("the kubelet's list of {} to be {}", resource, listed(ids)), resource);
+        return seen;
     }
 
     std::optional<std::string> healthOf(const std::string &resource, const std::string &id) const
@@ -114,10 +121,57 @@ public:
     bool kubeletSeesHealth(const std::string &resource, const std::string &id, const std::string &health,
                            std::chrono::milliseconds timeout = 5s)
     {
-        return kubelet->waitFor([&](const TestKubelet &) { return healthOf(resource, id) == health; }, scaled(timeout));
+        bool seen =
+            kubelet->waitFor([&](const TestKubelet &) { return healthOf(resource, id) == health; }, scaled(timeout));
+        if (!seen)
+            waitFailed(fmt::format("{} of {} to be {}", id, resource, health), resource);
+        return seen;
+    }
+
+    // "[a b c]", or its first ten and how many there are.
+    static std::string listed(const std::vector<std::string> &items)
+    {
+        const size_t shown = std::min<size_t>(items.size(), 10);
+        std::string text = fmt::format("[{}", fmt::join(items.begin(), items.begin() + static_cast<long>(shown), " "));
+        if (shown < items.size())
+            text += fmt::format(" ... ({} in all)", items.size());
+        return text + "]";
+    }
+
+    // On stderr: what a wait waited for, what the kubelet holds of `resource`,
+    // and how the plugin is with the end of its log.
+    void waitFailed(const std::string &what, const std::string &resource)
+    {
+        std::string held = "nothing";
+        if (auto latest = kubelet->latest(resource)) {
+            std::vector<std::string> devices;
+            for (const auto &d : *latest)
+                devices.push_back(d.id + "=" + d.health);
+            held = listed(devices);
+        }
+        fmt::print(stderr, "waited in vain for {}; the kubelet holds {}\n{}\n", what, held,
+                   plugin ? plugin->report() : std::string("(no plugin started)"));
     }
 
     std::string log() const { return plugin ? plugin->log() : std::string(); }
+
+    // Sends a uevent that changes nothing (a change of `bystander`, by default
+    // the standard node's non-NVIDIA device) and waits until the plugin has
+    // published after processing it. Uevents are processed in order, so all
+    // the node sent before has then been processed, and what it changed was
+    // handed to the kubelet's streams: the way to show that something did not
+    // happen without sleeping.
+    bool caughtUp(std::chrono::milliseconds timeout = 5s, const std::string &bystander = "0000:00:1f.3")
+    {
+        const std::string heard = "msg=uevent action=change subsystem=pci device=" + bystander;
+        const size_t before = plugin->logCount(heard);
+        node->sendChange(bystander, {});
+        bool caught = plugin->waitForPublishAfter(heard, scaled(timeout), before);
+        if (!caught)
+            fmt::print(stderr, "waited in vain for the plugin to process a change of {}\n{}\n", bystander,
+                       plugin->report());
+        return caught;
+    }
 
     int metricsPort = 0; // off unless a test scrapes
     std::unique_ptr<SimNode> node;

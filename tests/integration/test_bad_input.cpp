@@ -7,6 +7,7 @@
 #include "odd_files.h"
 #include "temp_tree.h"
 #include "test_kubelet.h"
+#include "timeouts.h"
 
 #include <doctest/doctest.h>
 
@@ -20,18 +21,13 @@ using kvgpu::test::FakePci;
 using kvgpu::test::Oddity;
 using kvgpu::test::TempTree;
 using kvgpu::test::TestKubelet;
+using kvgpu::test::scaled;
 
 namespace {
 
 // Without a usable pci.ids, a T4 is advertised under its device id.
 const std::string kT4ById = "nvidia.com/1eb8";
 const std::string kVgpu = "aa618089-8b16-4d01-a136-25a0f3c73123";
-
-std::chrono::milliseconds scaled(std::chrono::milliseconds timeout)
-{
-    const char *multiplier = std::getenv("KVGPU_TIMEOUT_MULTIPLIER");
-    return timeout * (multiplier ? std::max(1, std::atoi(multiplier)) : 1);
-}
 
 using Devices = std::vector<TestKubelet::Device>;
 

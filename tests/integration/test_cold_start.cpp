@@ -8,6 +8,7 @@
 #include "daemon_process.h"
 #include "temp_tree.h"
 #include "test_kubelet.h"
+#include "timeouts.h"
 
 #include <doctest/doctest.h>
 
@@ -122,7 +123,10 @@ TEST_CASE("cold start: the kubelet receives exactly the node's resources, device
 
     REQUIRE_MESSAGE(kubelet.waitFor([](const TestKubelet &k) { return hasAll(k, {kA100, kT4, kUnknown, k1Q, k2Q}); }, 10s),
                     plugin->log());
-    std::this_thread::sleep_for(100ms); // nothing else should arrive
+    // Its first publish done, the plugin has announced each resource it will
+    // register ("new resource"): nothing beyond these five is on its way.
+    REQUIRE_MESSAGE(plugin->waitForPublished(1, kvgpu::test::scaled(5s)), plugin->report());
+    CHECK(plugin->logCount("msg=\"new resource\"") == 5);
 
     std::set<std::string> registered;
     for (const auto &r : kubelet.registrations()) {

@@ -4,8 +4,6 @@
 
 #include <doctest/doctest.h>
 
-#include <thread>
-
 using namespace kvgpu::test;
 
 namespace {
@@ -74,9 +72,14 @@ TEST_CASE("a sleeping (D3cold) device's config space is not read")
     Healthy f;
     f.node->setAttribute(kA100Gpu, "power_state", "D3cold\n");
     f.node->setAttribute(kA100Gpu, "config", configReading(0xffff));
-    std::this_thread::sleep_for(2500ms); // two health reads
-    CHECK(f.healthOf(kA100, kA100Gpu) == "Healthy");
+    // Two health passes, by the plugin's own account: one that starts after
+    // this count reads the device as it is now, and once the one after it
+    // starts, the first has published its verdicts.
+    const std::string passStarted = "msg=\"health pass started\"";
+    const size_t started = f.plugin->logCount(passStarted);
+    REQUIRE_MESSAGE(eventually([&] { return f.plugin->logCount(passStarted) >= started + 2; }), f.plugin->report());
     CHECK(f.log().find("fell off the bus") == std::string::npos);
+    CHECK(f.healthOf(kA100, kA100Gpu) == "Healthy");
     // Awake, the same config space is read and tells the truth.
     f.node->setAttribute(kA100Gpu, "power_state", "D0\n");
     CHECK(f.kubeletSeesHealth(kA100, kA100Gpu, "Unhealthy", 3s));
@@ -95,8 +98,10 @@ TEST_CASE("PCIe error recovery events: begin and failure are Unhealthy, success 
     f.node->sendChange(kA100Gpu, {{"ERROR_EVENT", "FAILED_RECOVERY"}, {"DEVICE_ONLINE", "0"}});
     CHECK(f.kubeletSeesHealth(kA100, kA100Gpu, "Unhealthy"));
     CHECK(f.logged("PCIe error recovery failed"));
+    const size_t cleared = f.plugin->logCount("msg=\"device health changed\" device=" + kA100Gpu);
     f.node->sendChange(kA100Gpu, {}); // an unrelated change does not clear it
-    std::this_thread::sleep_for(1500ms);
+    REQUIRE(f.caughtUp());
+    CHECK(f.plugin->logCount("msg=\"device health changed\" device=" + kA100Gpu) == cleared);
     CHECK(f.healthOf(kA100, kA100Gpu) == "Unhealthy");
     // Rebinding the device ends the failed state.
     f.node->unbind(kA100Gpu);

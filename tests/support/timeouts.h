@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <thread>
 
 namespace kvgpu::test {
 
@@ -19,6 +20,21 @@ inline double timeoutMultiplier()
 inline std::chrono::milliseconds scaled(std::chrono::milliseconds bound)
 {
     return std::chrono::milliseconds(static_cast<long long>(static_cast<double>(bound.count()) * timeoutMultiplier()));
+}
+
+// Polls `fact` until it holds or `bound` (scaled) passes; whether it held.
+// Only for what no event announces (a probe's or a scrape's answer): a
+// change that the plugin makes has its own signal to wait on.
+template <typename Fact>
+bool eventually(Fact fact, std::chrono::milliseconds bound = std::chrono::seconds(5))
+{
+    const auto deadline = std::chrono::steady_clock::now() + scaled(bound);
+    while (!fact()) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return fact();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
 }
 
 } // namespace kvgpu::test

@@ -1,9 +1,12 @@
 #include "loop/event_loop.h"
 #include "monitor/directory_watch.h"
 #include "temp_tree.h"
+#include "timeouts.h"
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <fcntl.h>
 #include <stdexcept>
@@ -187,5 +190,56 @@ TEST_CASE("a signal sent before its watcher exists, from any thread's point of v
         loop.run();
     }
     CHECK(delivered == 1);
+    CHECK(loop.close() == 0);
+}
+
+TEST_CASE("signals that the kernel hands to a thread which does not block them still reach the loop, every one, "
+          "and the process survives")
+{
+    // What a thread a library started before blockSignals looks like: the
+    // signal unblocked. It is then the only thread that may take SIGUSR2, so
+    // the kernel hands it each one sent to the process; the default action
+    // would end the process there.
+    blockSignals({SIGUSR2});
+    std::atomic<bool> done{false};
+    std::atomic<bool> unblocked{false};
+    std::thread foreign([&] {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR2);
+        ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+        unblocked = true;
+        while (!done)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+    while (!unblocked)
+        std::this_thread::yield();
+
+    constexpr int kSignals = 300;
+    EventLoop loop;
+    int delivered = 0;
+    bool timedOut = false;
+    {
+        // One at a time: the next is sent once the loop has read the last, so
+        // that none merges with a pending one and each must be seen.
+        SignalWatcher watcher(loop, SIGUSR2, [&] {
+            if (++delivered == kSignals)
+                loop.stop();
+            else
+                ::kill(::getpid(), SIGUSR2);
+        });
+        REQUIRE(watcher.initError() == 0);
+        Timer deadline(loop);
+        deadline.start(static_cast<uint64_t>(kvgpu::test::scaled(std::chrono::seconds(10)).count()), 0, [&] {
+            timedOut = true;
+            loop.stop();
+        });
+        REQUIRE(::kill(::getpid(), SIGUSR2) == 0);
+        loop.run();
+    }
+    done = true;
+    foreign.join();
+    CHECK_FALSE(timedOut);
+    CHECK(delivered == kSignals);
     CHECK(loop.close() == 0);
 }

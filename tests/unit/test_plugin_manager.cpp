@@ -7,6 +7,7 @@
 #include "plugin/kubelet_watch.h"
 #include "plugin/plugin_manager.h"
 #include "temp_tree.h"
+#include "timeouts.h"
 
 #include <doctest/doctest.h>
 
@@ -22,18 +23,12 @@
 
 using namespace kvgpu;
 using namespace std::chrono_literals;
+using kvgpu::test::scaled;
 
 namespace {
 
 const std::string kT4 = "nvidia.com/TU104GL_TESLA_T4";
 const std::string kT4Socket = "kvgpu-TU104GL_TESLA_T4.sock";
-
-std::chrono::milliseconds scaled(std::chrono::milliseconds base)
-{
-    const char *multiplier = std::getenv("KVGPU_TIMEOUT_MULTIPLIER");
-    int factor = multiplier ? std::atoi(multiplier) : 1;
-    return base * std::max(factor, 1);
-}
 
 Resource t4WithDevices(std::initializer_list<const char *> ids)
 {

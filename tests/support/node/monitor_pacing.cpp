@@ -1,5 +1,7 @@
 #include "monitor_pacing.h"
 
+#include "netlink_overflow.h"
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -60,14 +62,8 @@ bool waitForRoom(const std::string &path, std::chrono::steady_clock::time_point 
 
 } // namespace
 
-std::string overflowMarkPath(const std::string &monitorSocket)
-{
-    std::filesystem::path p(monitorSocket);
-    return (p.parent_path() / ("overflowed-" + p.filename().string())).string();
-}
-
-void sendPaced(const std::string &umockdevRoot, std::chrono::milliseconds patience,
-               const std::function<void()> &send) {
+std::vector<std::string> sendPaced(const std::string &umockdevRoot, std::chrono::milliseconds patience,
+                                   const std::function<void()> &send) {
     const auto deadline = std::chrono::steady_clock::now() + patience;
     std::vector<std::pair<std::string, std::string>> hidden;
     for (const std::string &path : monitorSockets(umockdevRoot)) {
@@ -77,11 +73,6 @@ void sendPaced(const std::string &umockdevRoot, std::chrono::milliseconds patien
             umockdevRoot + "/stalled-" + std::filesystem::path(path).filename().string();
         if (std::rename(path.c_str(), parked.c_str()) == 0) {
             hidden.emplace_back(path, parked);
-            // A real netlink socket that dropped events reports ENOBUFS on its
-            // next read; netlink_overflow_preload.c turns this mark into that.
-            std::FILE *mark = std::fopen(overflowMarkPath(path).c_str(), "w");
-            if (mark)
-                std::fclose(mark);
             fmt::print(stderr,
                        "sim-node: a uevent monitor ({}) has not read for {} ms; it misses this event\n",
                        path, patience.count());
@@ -98,6 +89,33 @@ void sendPaced(const std::string &umockdevRoot, std::chrono::milliseconds patien
         throw;
     }
     restore();
+    std::vector<std::string> missed;
+    for (const auto &[path, parked] : hidden)
+        missed.push_back(path);
+    return missed;
+}
+
+void reportOverflow(const std::string &monitorSocket) {
+    // The mark first: the monitor that the wake makes read must find it.
+    const std::filesystem::path socketPath(monitorSocket);
+    const std::string mark =
+        (socketPath.parent_path() / (KVGPU_OVERFLOW_MARK_PREFIX + socketPath.filename().string())).string();
+    if (std::FILE *file = std::fopen(mark.c_str(), "w"))
+        std::fclose(file);
+    else
+        fmt::print(stderr, "sim-node: cannot leave the overflow mark {}: {}\n", mark, std::strerror(errno));
+    const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", monitorSocket.c_str());
+    // A full queue refuses the wake (EAGAIN), but then the socket is readable
+    // already; a monitor that has gone away refuses it too, and needs none.
+    static const char kWake[] = KVGPU_OVERFLOW_WAKE;
+    (void)sendto(fd, kWake, sizeof kWake - 1, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&address),
+                 sizeof address);
+    close(fd);
 }
 
 } // namespace kvgpu::test

@@ -99,8 +99,13 @@ std::string randomUuid() {
 // to the reporter after unlocking, so that a reporter may call back into the node.
 class SimNode::Transaction {
 public:
-    explicit Transaction(const SimNode &node) : node_(node), lock_(node.mutex_) {}
+    explicit Transaction(SimNode &node) : node_(node), lock_(node.mutex_) {}
     ~Transaction() {
+        // The verb's change is complete: a monitor that missed one of its
+        // events learns of the loss now, and its rescan sees the whole change.
+        for (const std::string &monitor : node_.overflowed_)
+            reportOverflow(monitor);
+        node_.overflowed_.clear();
         Reporter reporter = node_.reporter_;
         lock_.unlock();
         if (!reporter)
@@ -119,7 +124,7 @@ public:
     void report(std::string line) { lines_.push_back(std::move(line)); }
 
 private:
-    const SimNode &node_;
+    SimNode &node_;
     std::unique_lock<std::mutex> lock_;
     std::vector<std::string> lines_;
 };
@@ -183,9 +188,10 @@ void SimNode::setUeventHook(UeventHook hook) {
 void SimNode::addDeviceLocked(const std::string &record) {
     GError *error = nullptr;
     // Atomic: attributes and links exist before the add uevent goes out.
-    sendPaced(rootDir_, options_.monitorPatience, [&] {
-        umockdev_testbed_add_from_string(testbed_, record.c_str(), &error);
-    });
+    for (std::string &monitor : sendPaced(rootDir_, options_.monitorPatience, [&] {
+             umockdev_testbed_add_from_string(testbed_, record.c_str(), &error);
+         }))
+        overflowed_.insert(std::move(monitor));
     if (!error && ueventHook_) {
         // The record's first line is "P: <devpath>".
         std::string devpath = record.substr(3, record.find('\n') - 3);
@@ -199,8 +205,10 @@ void SimNode::addDeviceLocked(const std::string &record) {
 }
 
 void SimNode::ueventLocked(const std::string &devpath, const char *action) {
-    sendPaced(rootDir_, options_.monitorPatience,
-              [&] { umockdev_testbed_uevent(testbed_, ("/sys" + devpath).c_str(), action); });
+    for (std::string &monitor : sendPaced(rootDir_, options_.monitorPatience, [&] {
+             umockdev_testbed_uevent(testbed_, ("/sys" + devpath).c_str(), action);
+         }))
+        overflowed_.insert(std::move(monitor));
     if (ueventHook_)
         ueventHook_(devpath, action);
 }

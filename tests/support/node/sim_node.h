@@ -351,6 +351,8 @@ private:
     std::set<int> vfioNodes_;
     std::map<std::string, EgmRegionSpec> egm_;
     int highestGroup_ = -1;
+    // Monitors that missed an event of the verb in progress; told when it ends.
+    std::set<std::string> overflowed_;
     std::unique_ptr<KernelEmulation> emulation_;
 };
 

@@ -1,6 +1,7 @@
 // The simulated node must look like the kernel to a daemon: each verb is
 // checked for the files it leaves in sysfs and /dev, and for the uevents (with
 // their properties) that a libudev "kernel" monitor receives, in order.
+#include "monitor_pacing.h"
 #include "selftest_files.h"
 #include "sim_node.h"
 #include "uevent_recorder.h"
@@ -9,8 +10,15 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
 #include <mutex>
 #include <thread>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 using namespace kvgpu::test;
 using namespace std::chrono_literals;
@@ -572,9 +580,49 @@ TEST_CASE("a monitor that stops reading delays the node, then misses events, but
     CHECK(events.size() >= 10);
     CHECK(events.size() < 21);
     CHECK(events.front().summary() == "add pci 0000:65:00.0");
+    // As from a kernel netlink socket, the loss is reported once, by a read
+    // that fails with ENOBUFS.
+    CHECK(host.uevents.overflows() == 1);
     // The monitor hears new events again once it has caught up.
     host.node.bind(kT4, "vfio-pci");
     CHECK(sequence(host.uevents.drain()) == "add vfio 12; bind pci 0000:65:00.0");
+    CHECK(host.uevents.overflows() == 1);
+}
+
+TEST_CASE("a reported overflow wakes a monitor whose queue is empty, fails one read with ENOBUFS and leaves "
+          "nothing else to read") {
+    // A kernel netlink socket that dropped an event is readable at once, even
+    // when its reader had emptied the queue just before the drop.
+    SimNode node;
+    const std::string path = node.rootDir() + "/event99";
+    const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+    REQUIRE(bind(fd, reinterpret_cast<const sockaddr *>(&address), sizeof address) == 0);
+    auto readable = [fd] {
+        pollfd probe{fd, POLLIN, 0};
+        return poll(&probe, 1, 0) == 1;
+    };
+    auto receive = [fd] {
+        char buffer[256];
+        iovec vector{buffer, sizeof buffer};
+        msghdr message{};
+        message.msg_iov = &vector;
+        message.msg_iovlen = 1;
+        errno = 0;
+        const ssize_t received = recvmsg(fd, &message, 0);
+        return std::make_pair(received, errno);
+    };
+    CHECK_FALSE(readable());
+
+    reportOverflow(path);
+    CHECK(readable());
+    CHECK(receive() == std::make_pair(ssize_t{-1}, ENOBUFS));
+    CHECK(receive() == std::make_pair(ssize_t{-1}, EAGAIN)); // the wake itself is never read
+    CHECK_FALSE(readable());
+    close(fd);
 }
 
 TEST_CASE("a node removes its sysfs and dev trees when it goes away") {

@@ -4,6 +4,7 @@
 
 #include <poll.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -55,9 +56,13 @@ std::optional<Uevent> UeventRecorder::next(std::chrono::milliseconds timeout) {
             deadline - std::chrono::steady_clock::now());
         if (left.count() < 0 || poll(&fd, 1, static_cast<int>(left.count())) <= 0)
             return std::nullopt;
+        errno = 0;
         udev_device *device = udev_monitor_receive_device(monitor_);
-        if (!device)
-            continue; // filtered out or malformed
+        if (!device) {
+            if (errno == ENOBUFS)
+                ++overflows_;
+            continue; // filtered out or malformed, or the loss reported
+        }
         Uevent event;
         auto text = [](const char *value) { return std::string(value ? value : ""); };
         event.action = text(udev_device_get_action(device));

@@ -55,10 +55,14 @@ public:
     // Waits for `count` events (fewer on timeout), then for stragglers.
     std::vector<Uevent> take(std::size_t count,
                              std::chrono::milliseconds timeout = std::chrono::seconds(5));
+    // How many reads failed with ENOBUFS: the node told this monitor that it
+    // lost events (with netlink_overflow_preload.c loaded).
+    int overflows() const { return overflows_; }
 
 private:
     udev *udev_ = nullptr;
     udev_monitor *monitor_ = nullptr;
+    int overflows_ = 0;
 };
 
 } // namespace kvgpu::test

@@ -1,6 +1,7 @@
 #include "daemon_process.h"
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
@@ -67,6 +68,7 @@ DaemonProcess::DaemonProcess(const std::string &binary, const std::vector<std::s
 DaemonProcess::~DaemonProcess()
 {
     if (running()) {
+        killedByUs_ = true;
         ::kill(pid_, SIGKILL);
         waitExit(std::chrono::seconds(5));
     }
@@ -79,10 +81,58 @@ bool DaemonProcess::running()
     int status = 0;
     pid_t r = ::waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
-        status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        reaped(status);
         return false;
     }
     return r == 0;
+}
+
+void DaemonProcess::reaped(int waitStatus)
+{
+    waitStatus_ = waitStatus;
+    status_ = WIFEXITED(waitStatus) ? WEXITSTATUS(waitStatus) : 128 + WTERMSIG(waitStatus);
+    if (*status_ != 0 && !killedByUs_)
+        std::fprintf(stderr, "daemon pid %d (%s): %s\n", static_cast<int>(pid_), logPath_.c_str(), state().c_str());
+}
+
+std::string DaemonProcess::state()
+{
+    if (running())
+        return "running";
+    if (WIFEXITED(waitStatus_))
+        return "exited with status " + std::to_string(WEXITSTATUS(waitStatus_));
+    const int signum = WTERMSIG(waitStatus_);
+    const char *name = ::sigabbrev_np(signum);
+    return "killed by signal " + std::to_string(signum) + (name ? std::string(" (SIG") + name + ")" : std::string()) +
+           (WCOREDUMP(waitStatus_) ? ", core dumped" : "");
+}
+
+std::string DaemonProcess::report(size_t lines)
+{
+    const std::string text = log();
+    // Each step moves `start` back to the newline before one more line; the
+    // newline that ends the log ends its last line and starts none.
+    size_t start = text.size() - (!text.empty() && text.back() == '\n' ? 1 : 0);
+    bool whole = true;
+    for (size_t line = 0; line < lines && start > 0; ++line) {
+        start = text.rfind('\n', start - 1);
+        if (start == std::string::npos)
+            break;
+        whole = false;
+    }
+    if (start == std::string::npos || whole)
+        start = 0;
+    else
+        ++start;
+    // A sanitizer's report is what the reader needs, and it is long: from its
+    // first line on, whatever the tail holds.
+    for (const char *mark : {"WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                             "runtime error:"}) {
+        const size_t at = text.find(mark);
+        if (at != std::string::npos && at < start)
+            start = text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at) + 1;
+    }
+    return "the plugin is " + state() + "; the end of its log (" + logPath_ + "):\n" + text.substr(start);
 }
 
 void DaemonProcess::signal(int signum)
@@ -114,6 +164,54 @@ bool DaemonProcess::waitForLog(const std::string &needle, std::chrono::milliseco
 {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (log().find(needle) == std::string::npos) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
+namespace {
+const std::string kPublished = "msg=published generation=";
+} // namespace
+
+unsigned long DaemonProcess::publishedGeneration() const
+{
+    const std::string text = log();
+    const size_t at = text.rfind(kPublished);
+    return at == std::string::npos ? 0 : std::strtoul(text.c_str() + at + kPublished.size(), nullptr, 10);
+}
+
+bool DaemonProcess::waitForPublishAfter(const std::string &needle, std::chrono::milliseconds timeout,
+                                        size_t skip) const
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        const std::string text = log();
+        size_t at = text.find(needle);
+        for (size_t seen = 0; seen < skip && at != std::string::npos; ++seen)
+            at = text.find(needle, at + needle.size());
+        if (at != std::string::npos && text.find(kPublished, at + needle.size()) != std::string::npos)
+            return true;
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+size_t DaemonProcess::logCount(const std::string &needle) const
+{
+    const std::string text = log();
+    size_t count = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size()))
+        ++count;
+    return count;
+}
+
+bool DaemonProcess::waitForPublished(unsigned long generation, std::chrono::milliseconds timeout) const
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (publishedGeneration() < generation) {
         if (std::chrono::steady_clock::now() > deadline)
             return false;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
