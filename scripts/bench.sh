@@ -15,3 +15,16 @@ echo
 KVGPU_PLUGIN_BINARY="$PWD/build/bench/src/kubevirt-gpu-device-plugin" \
 LD_PRELOAD=libumockdev-preload.so.0 \
   build/bench/bench/bench-sriov
+echo
+# Against the real kubelet and API server (tests/cluster, docs/cluster-bench.md):
+# plugin start → resources in allocatable, hot-add → allocatable, kubelet
+# restart → every resource re-registered. Skipped where the bench cannot run
+# (no Go, no CAP_SYS_ADMIN): its reason is printed.
+ninja -C build/bench tests/support/node/sim-node >/dev/null
+if scripts/cluster.sh build; then
+  KVGPU_SOURCE_ROOT="$PWD" KVGPU_PLUGIN_BINARY="$PWD/build/bench/src/kubevirt-gpu-device-plugin" \
+  KVGPU_SIM_NODE="$PWD/build/bench/tests/support/node/sim-node" \
+    /usr/bin/python3 tests/cluster/figures.py 5
+else
+  echo "real-cluster figures skipped (scripts/cluster.sh build: exit $?)"
+fi
