@@ -14,13 +14,18 @@ ConfigReloader::ConfigReloader(std::string path, std::string nodeName, Metrics &
 {
 }
 
-std::string ConfigReloader::directoryOf(const std::string &file)
+namespace {
+
+// The directory of `file` ("." for a bare file name).
+std::string directoryOf(const std::string &file)
 {
     size_t slash = file.rfind('/');
     if (slash == std::string::npos)
         return ".";
     return slash == 0 ? std::string("/") : file.substr(0, slash);
 }
+
+} // namespace
 
 Result<void> ConfigReloader::loadAtStart()
 {

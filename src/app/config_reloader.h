@@ -47,9 +47,6 @@ public:
     // Reads the file again and applies it when its text changed and it is valid.
     void reload();
 
-    // The directory of `file` ("." for a bare file name).
-    static std::string directoryOf(const std::string &file);
-
 private:
     void refuse(const std::string &hash, const std::string &error);
 

@@ -34,9 +34,6 @@ public:
     DevWatch(const DevWatch &) = delete;
     DevWatch &operator=(const DevWatch &) = delete;
 
-    // How many of the three directories are watched.
-    std::size_t watched() const { return watches_.size(); }
-
 private:
     void watchWhatExists();
     void follow(const std::string &dir, Directory kind, DirectoryWatch::Change change, const std::string &name);
