@@ -522,7 +522,7 @@ int main(int argc, char **argv)
         }
     }
     row(fmt::format("floor: bare gRPC server, same lists pre-serialised ({}x)", floor.ms.size()), latency(floor), "");
-    row("hot-add latency / floor", ratio(fromBind, floor), "≤ 1.5x");
+    row("hot-add latency / floor", ratio(fromBind, floor), "p50 ≤ 1.3x, p99 ≤ 2x");
 
     // /dev/vfio node deleted → Unhealthy read, and re-created → Healthy read.
     Stats unhealthy, healthy;
