@@ -37,7 +37,8 @@ std::optional<FileIdentity> PluginDirectory::identityOf(const std::string &fileN
     struct stat st;
     if (::stat(pathOf(fileName).c_str(), &st) != 0)
         return std::nullopt;
-    return FileIdentity{st.st_dev, st.st_ino};
+    return FileIdentity{st.st_dev, st.st_ino,
+                        static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
 }
 
 } // namespace kvgpu

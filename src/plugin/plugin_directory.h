@@ -9,6 +9,7 @@
 // called from any thread (the ones that stat read the disk as it is then).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -17,9 +18,13 @@ namespace kvgpu {
 
 // One file on disk, as a socket's listener sees it: a file of the same path
 // but another inode is another socket.
+// Which file a name holds: a file deleted and created again is another file
+// even when the filesystem hands it the freed inode (ext4 and tmpfs do at
+// once), so its inode change time belongs to its identity.
 struct FileIdentity {
     dev_t device = 0;
     ino_t inode = 0;
+    std::int64_t changedNs = 0; // st_ctim
     bool operator==(const FileIdentity &) const = default;
 };
 

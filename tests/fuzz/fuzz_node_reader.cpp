@@ -267,7 +267,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *bytes, size_t size)
     Inventory inventory = deriveInventory(node, names);
     fuzz::checkInventory(node, inventory);
     (void)formatDeviceTable(inventory);
-    (void)formatDeviceJson(inventory);
+    (void)formatDeviceJson(inventory, {});
 
     // Whatever is advertised can be allocated while the node is unchanged.
     for (const auto &[name, resource] : inventory.resources) {
