@@ -201,6 +201,8 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
+// k8s.io/kubernetes names its staging modules v0.0.0 with replace lines into its own
+// tree; outside it, each is pinned to the published tag of the same release.
 replace (
 	k8s.io/api => k8s.io/api v0.36.3
 	k8s.io/apiextensions-apiserver => k8s.io/apiextensions-apiserver v0.36.3
