@@ -15,6 +15,8 @@ packages=(
   # the real-Kubernetes bench: the container image (scripts/image.sh) and the
   # tools its scripts use; Go builds the Kubernetes components (tests/cluster)
   podman debootstrap runc iproute2 util-linux openssl curl
+  # the DRA side: the API-server client (libcurl) and its JSON
+  libcurl4-openssl-dev nlohmann-json3-dev
 )
 
 missing=()

@@ -128,13 +128,16 @@ void deriveSriovVf(DerivedDevice &out, const PciFunction &f, const NodeObservati
             fmt::format("vGPU type {} on {}: name unknown (tried: {})", id, f.address, join(lookup.tried, "; "));
         return;
     }
+    const std::string product = row.model; // the VF's pci.ids name, before the profile replaces it
     row.model = *lookup.name;
     NamedResource name = sriovVgpuResourceName(*lookup.name, id);
     if (!applyRule(out, decideByRules(rules, factsOfSriovVf(f, *lookup.name)), name))
         return;
     advertise(out, name, DeviceKind::SriovVgpu,
               AdvertisedDevice{.id = f.address, .numaNode = f.numaNode, .iommuGroup = f.iommuGroup,
-                               .pciePath = f.pciePath, .vgpuTypeId = id},
+                               .pciePath = f.pciePath, .vgpuTypeId = id, .vendorId = f.vendor,
+                               .deviceId = f.device, .product = product,
+                               .profile = *lookup.name, .parent = f.physfn},
               judgeSriovVf(f, node, histories));
 }
 
@@ -175,7 +178,8 @@ DerivedDevice deriveFunction(const PciFunction &f, const NodeObservation &node, 
                applyRule(out, decideByRules(rules, factsOfFunction(f, names)), name)) {
         advertise(out, name, DeviceKind::Passthrough,
                   AdvertisedDevice{.id = f.address, .numaNode = f.numaNode, .iommuGroup = f.iommuGroup,
-                                   .pciePath = f.pciePath},
+                                   .pciePath = f.pciePath, .vendorId = f.vendor, .deviceId = f.device,
+                                   .product = row.model},
                   judgePassthrough(f, node, histories));
         row.warnings = passthroughWarnings(f);
     }
@@ -197,7 +201,7 @@ DerivedDevice deriveUnreadableFunction(const UnreadableFunction &unreadable)
 }
 
 DerivedDevice deriveMdev(const Mdev &m, const NodeObservation &node, const HealthHistories &histories,
-                         const NodeRules *rules)
+                         PciNameSource &names, const NodeRules *rules)
 {
     DerivedDevice out;
     out.kind = DeviceKind::Vgpu;
@@ -219,10 +223,14 @@ DerivedDevice deriveMdev(const Mdev &m, const NodeObservation &node, const Healt
     } else if (NamedResource name = vgpuResourceName(m); name.name == resourceName("")) {
         // Neither the type's name nor its id has a character a resource name may hold.
         row.reason = fmt::format("vGPU type {} has no name usable as a resource name", quoteIfNeeded(m.typeId));
-    } else if (applyRule(out, decideByRules(rules, factsOfMdev(m, node)), name)) {
+    } else if (DeviceFacts facts = factsOfMdev(m, node); applyRule(out, decideByRules(rules, facts), name)) {
+        const std::string parentProduct =
+            facts.pciId.device ? names.deviceName(facts.pciId.vendor, facts.pciId.device).value_or("") : "";
         advertise(out, name, DeviceKind::Vgpu,
                   AdvertisedDevice{.id = m.uuid, .numaNode = m.numaNode, .iommuGroup = m.iommuGroup,
-                                   .pciePath = m.pciePath, .vgpuType = m.typeId},
+                                   .pciePath = m.pciePath, .vgpuType = m.typeId,
+                                   .vendorId = facts.pciId.vendor, .deviceId = facts.pciId.device,
+                                   .product = parentProduct, .profile = row.model, .parent = m.parentAddress},
                   judgeVgpu(m, node, histories));
     }
     return out;
@@ -242,7 +250,7 @@ std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const Hea
     if (auto f = node.functions.find(id); f != node.functions.end())
         return deriveFunction(f->second, node, histories, names, rules);
     if (auto m = node.mdevs.find(id); m != node.mdevs.end())
-        return deriveMdev(m->second, node, histories, rules);
+        return deriveMdev(m->second, node, histories, names, rules);
     if (auto u = node.unreadableFunctions.find(id); u != node.unreadableFunctions.end())
         return deriveUnreadableFunction(u->second);
     if (auto u = node.unreadableMdevs.find(id); u != node.unreadableMdevs.end())
@@ -277,7 +285,7 @@ Result<void> checkKinds(const NodeObservation &node, const HealthHistories &hist
         if (auto conflict = claim(deriveFunction(f, node, histories, names, &rules)))
             return Error{*conflict};
     for (const auto &[uuid, m] : node.mdevs)
-        if (auto conflict = claim(deriveMdev(m, node, histories, &rules)))
+        if (auto conflict = claim(deriveMdev(m, node, histories, names, &rules)))
             return Error{*conflict};
     return {};
 }

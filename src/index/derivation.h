@@ -40,7 +40,7 @@ DerivedDevice deriveFunction(const PciFunction &function, const NodeObservation 
                              const NodeRules *rules = nullptr);
 DerivedDevice deriveUnreadableFunction(const UnreadableFunction &unreadable);
 DerivedDevice deriveMdev(const Mdev &mdev, const NodeObservation &node, const HealthHistories &histories,
-                         const NodeRules *rules = nullptr);
+                         PciNameSource &names, const NodeRules *rules = nullptr);
 DerivedDevice deriveUnreadableMdev(const std::string &uuid, const std::string &problem);
 
 // The derivation of one device of `node` by id: nullopt when the node has no

@@ -176,7 +176,7 @@ Inventory deriveInventory(const NodeObservation &node, const HealthHistories &hi
     for (const auto &[address, unreadable] : node.unreadableFunctions)
         index.set(address, deriveUnreadableFunction(unreadable));
     for (const auto &[uuid, m] : node.mdevs)
-        index.set(uuid, deriveMdev(m, node, histories, rules));
+        index.set(uuid, deriveMdev(m, node, histories, names, rules));
     for (const auto &[uuid, problem] : node.unreadableMdevs)
         index.set(uuid, deriveUnreadableMdev(uuid, problem));
     return index.inventory();

@@ -8,6 +8,7 @@
 
 #include "naming/resource_naming.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,14 @@ struct AdvertisedDevice {
     std::vector<std::string> pciePath; // topology above the device, top first
     std::uint32_t vgpuTypeId = 0;      // an SR-IOV vGPU VF's profile when advertised, for Allocate's re-check
     std::string vgpuType;              // a vGPU's mdev type id when advertised; Allocate checks it still is
+    // What a DRA ResourceSlice says of the device (dra/): the PCI ids and the
+    // pci.ids name of the function (of the parent GPU for an mdev vGPU), the
+    // vGPU profile's name, and the parent (an mdev's GPU, a VF's PF).
+    std::uint16_t vendorId = 0;
+    std::uint16_t deviceId = 0;
+    std::string product;               // "" when pci.ids does not know it
+    std::string profile;               // vGPUs only
+    std::string parent;                // PCI address; vGPUs only
 
     bool operator==(const AdvertisedDevice &) const = default;
 };
