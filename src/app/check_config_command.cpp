@@ -64,20 +64,23 @@ std::string formatConfigCheck(const std::string &file, const std::string &hash, 
                               const NodeRules &rules, const Inventory &inventory)
 {
     std::string out = fmt::format("{}: valid (fingerprint {})\n", file, hash);
-    out += fmt::format("node {}: {} rule{} in force, first match wins\n",
-                       nodeName.empty() ? "(no name: only the global rules)" : nodeName, rules.size(),
-                       rules.size() == 1 ? "" : "s");
+    out += fmt::format("node {}: {} rule{} in force, first match wins; offered through {} unless a rule says "
+                       "otherwise\n",
+                       nodeName.empty() ? "(no name: only the global rules)" : nodeName, rules.rules.size(),
+                       rules.rules.size() == 1 ? "" : "s", deviceApiWord(rules.api));
     std::vector<std::vector<std::string>> ruleRows;
-    for (const ResourceRule &rule : rules)
-        ruleRows.push_back({"  " + rule.describe(), rule.exclude ? "exclude" : rule.name, describeMatch(rule.match)});
+    for (const ResourceRule &rule : rules.rules)
+        ruleRows.push_back({"  " + rule.describe(),
+                            rule.exclude ? "exclude" : rule.name + " (" + deviceApiWord(rule.api.value_or(rules.api)) + ")",
+                            describeMatch(rule.match)});
     out += table(ruleRows);
     out += "\n";
-    std::vector<std::vector<std::string>> rows = {{"DEVICE", "IDS", "MODEL", "RESOURCE", "DECIDED BY"}};
+    std::vector<std::vector<std::string>> rows = {{"DEVICE", "IDS", "MODEL", "RESOURCE", "API", "DECIDED BY"}};
     for (const DeviceRow &row : inventory.rows) {
         std::string resource = row.resource.empty() ? "not advertised: " + row.reason : row.resource;
         std::string decided = !row.rule.empty() ? "rule " + row.rule : row.resource.empty() ? "-" : "default name";
         rows.push_back({row.id, row.ids.empty() ? "-" : row.ids, row.model.empty() ? "-" : row.model, resource,
-                        decided});
+                        row.api.empty() ? "-" : row.api, decided});
     }
     out += table(rows);
     if (inventory.rows.empty())

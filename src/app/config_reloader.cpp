@@ -49,7 +49,7 @@ Result<void> ConfigReloader::checkAtStart()
         return Error{path_ + ": " + fits.error()};
     metrics_.activeConfig(activeHash_, generation_);
     log::info("configuration in force", {{"config", path_}, {"hash", activeHash_}, {"node", nodeName_},
-                                         {"rules", std::to_string(active_->size())}});
+                                         {"rules", std::to_string(active_->rules.size())}});
     return {};
 }
 
@@ -115,7 +115,7 @@ void ConfigReloader::reload()
     metrics_.activeConfig(activeHash_, generation_);
     log::info("configuration applied", {{"config", path_}, {"hash", activeHash_},
                                         {"generation", std::to_string(generation_)},
-                                        {"rules", std::to_string(active_->size())}});
+                                        {"rules", std::to_string(active_->rules.size())}});
     events_.applyRules(active_);
 }
 

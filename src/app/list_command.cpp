@@ -26,6 +26,9 @@ std::string status(const DeviceRow &row)
     if (row.resource.empty())
         return "not advertised: " + row.reason;
     std::string s = row.resource + " " + row.health;
+    // The device plugin API is the default and stays unsaid, as it always was.
+    if (row.api == deviceApiWord(DeviceApi::Dra))
+        s += " via DRA";
     if (!row.reason.empty())
         s += " (" + row.reason + ")";
     for (const std::string &warning : row.warnings)
@@ -104,14 +107,15 @@ std::string formatDeviceJson(const Inventory &inventory, const std::vector<EgmRe
         out += i ? ",\n    {" : "\n    {";
         out += fmt::format("\"id\": {}, \"kind\": {}, \"ids\": {}, \"model\": {}, \"driver\": {}, \"class\": {}, "
                            "\"iommuGroup\": {}, \"numaNode\": {}, \"resource\": {}, \"health\": {}, \"reason\": {}, "
-                           "\"warnings\": [{}], \"rule\": {}}}",
+                           "\"warnings\": [{}], \"rule\": {}, \"api\": {}}}",
                            jsonString(r.id), jsonString(r.kind), jsonString(r.ids), jsonString(r.model),
                            jsonString(r.driver), jsonString(r.deviceClass),
                            r.iommuGroup < 0 ? "null" : std::to_string(r.iommuGroup),
                            r.numaNode < 0 ? "null" : std::to_string(r.numaNode),
                            r.resource.empty() ? "null" : jsonString(r.resource),
                            r.health.empty() ? "null" : jsonString(r.health), jsonString(r.reason),
-                           jsonList(r.warnings), r.rule.empty() ? "null" : jsonString(r.rule));
+                           jsonList(r.warnings), r.rule.empty() ? "null" : jsonString(r.rule),
+                           r.api.empty() ? "null" : jsonString(r.api));
     }
     out += inventory.rows.empty() ? "],\n" : "\n  ],\n";
     out += "  \"resources\": [";

@@ -170,12 +170,23 @@ DeviceMatch matchOf(const YAML::Node &node)
     return match;
 }
 
+std::optional<DeviceApi> apiOf(const YAML::Node &node)
+{
+    if (node.IsNull())
+        return std::nullopt;
+    std::string word = scalarOf(node, "api");
+    std::optional<DeviceApi> api = deviceApiOfWord(word);
+    if (!api)
+        refuse(node, fmt::format("unknown api \"{}\" (known: device-plugin, dra)", word));
+    return api;
+}
+
 ResourceRule ruleOf(const YAML::Node &node, const std::string &path)
 {
     ResourceRule rule;
     rule.path = path;
     rule.position = positionOf(node.Mark());
-    auto keys = keysOf(node, "a rule (" + path + ")", {"name", "exclude", "match"});
+    auto keys = keysOf(node, "a rule (" + path + ")", {"name", "exclude", "match", "api"});
     if (auto it = keys.find("exclude"); it != keys.end())
         rule.exclude = boolOf(it->second, "exclude");
     if (auto it = keys.find("name"); it != keys.end()) {
@@ -190,6 +201,12 @@ ResourceRule ruleOf(const YAML::Node &node, const std::string &path)
     }
     if (auto it = keys.find("match"); it != keys.end() && !it->second.IsNull())
         rule.match = matchOf(it->second);
+    if (auto it = keys.find("api"); it != keys.end()) {
+        if (rule.exclude)
+            refuse(it->second, fmt::format("{} has both api and exclude: true; an excluded device is offered by "
+                                           "no API", path));
+        rule.api = apiOf(it->second);
+    }
     return rule;
 }
 
@@ -249,13 +266,15 @@ ResourceConfig configOf(const YAML::Node &root)
     if (root.IsNull())
         refuse(root, "the configuration is empty; it needs at least \"version: 1\"");
     ResourceConfig config;
-    auto keys = keysOf(root, "the configuration", {"version", "resources", "nodes"});
+    auto keys = keysOf(root, "the configuration", {"version", "api", "resources", "nodes"});
     auto version = keys.find("version");
     if (version == keys.end())
         refuse(root, "\"version: 1\" is missing");
     if (scalarOf(version->second, "version") != "1")
         refuse(version->second, fmt::format("version {} is not known; this plugin reads version 1",
                                             version->second.Scalar()));
+    if (auto it = keys.find("api"); it != keys.end())
+        config.api = apiOf(it->second);
     if (auto it = keys.find("resources"); it != keys.end())
         config.resources = rulesOf(it->second, "resources");
     if (auto it = keys.find("nodes"); it != keys.end() && !it->second.IsNull()) {
@@ -264,18 +283,22 @@ ResourceConfig configOf(const YAML::Node &root)
         size_t i = 0;
         for (const auto &item : it->second) {
             std::string path = fmt::format("nodes[{}]", i++);
-            auto section = keysOf(item, path, {"name", "resources"});
+            auto section = keysOf(item, path, {"name", "api", "resources"});
             auto name = section.find("name");
             if (name == section.end())
                 refuse(item, fmt::format("{} needs a name (a glob on the node name, e.g. \"gpu-a-*\")", path));
             Result<Glob> glob = Glob::compile(scalarOf(name->second, "name"));
             if (!glob)
                 refuse(name->second, path + ".name: " + glob.error());
+            auto api = section.find("api");
+            std::optional<DeviceApi> nodeApi = api == section.end() ? std::nullopt : apiOf(api->second);
             auto rules = section.find("resources");
-            if (rules == section.end() || rules->second.IsNull())
-                refuse(item, fmt::format("{} has no resources; give it rules or remove it", path));
-            config.nodes.push_back(
-                NodeSection{*glob, rulesOf(rules->second, path + ".resources"), positionOf(item.Mark())});
+            if ((rules == section.end() || rules->second.IsNull()) && !nodeApi)
+                refuse(item, fmt::format("{} has neither resources nor api; give it rules or remove it", path));
+            config.nodes.push_back(NodeSection{
+                *glob, nodeApi,
+                rules == section.end() ? std::vector<ResourceRule>() : rulesOf(rules->second, path + ".resources"),
+                positionOf(item.Mark())});
         }
     }
     checkCollisions(config);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "config/glob.h"
+#include "model/device_api.h"
 #include "model/device_kind.h"
 
 #include <cstdint>
@@ -40,6 +41,7 @@ struct ResourceRule {
     std::string name;  // the full resource name ("nvidia.com/passthrough-gpu"); empty when exclude
     bool exclude = false;
     DeviceMatch match;
+    std::optional<DeviceApi> api; // `api:`; unset: the node entry's, then the file's, then device-plugin
     std::string path;  // where it is in the file: "resources[0]", "nodes[1].resources[0]"
     SourcePosition position;
 
@@ -49,12 +51,14 @@ struct ResourceRule {
 
 struct NodeSection {
     Glob name; // glob on the node name
+    std::optional<DeviceApi> api; // the default of this entry's rules and of its node's other devices
     std::vector<ResourceRule> resources;
     SourcePosition position;
 };
 
 struct ResourceConfig {
     int version = 1;
+    std::optional<DeviceApi> api; // the default of the whole file
     std::vector<ResourceRule> resources;
     std::vector<NodeSection> nodes;
 };

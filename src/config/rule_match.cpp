@@ -8,13 +8,21 @@ namespace kvgpu {
 
 NodeRules rulesForNode(const ResourceConfig &config, std::string_view nodeName)
 {
-    NodeRules rules;
+    NodeRules out;
+    std::optional<DeviceApi> nodeApi;
     if (!nodeName.empty())
         for (const NodeSection &section : config.nodes)
-            if (section.name.matches(nodeName))
-                rules.insert(rules.end(), section.resources.begin(), section.resources.end());
-    rules.insert(rules.end(), config.resources.begin(), config.resources.end());
-    return rules;
+            if (section.name.matches(nodeName)) {
+                out.rules.insert(out.rules.end(), section.resources.begin(), section.resources.end());
+                if (!nodeApi)
+                    nodeApi = section.api;
+            }
+    out.rules.insert(out.rules.end(), config.resources.begin(), config.resources.end());
+    out.api = nodeApi.value_or(config.api.value_or(DeviceApi::DevicePlugin));
+    for (ResourceRule &rule : out.rules)
+        if (!rule.api)
+            rule.api = out.api;
+    return out;
 }
 
 bool ruleMatches(const DeviceMatch &match, const DeviceFacts &device)
@@ -41,7 +49,7 @@ bool ruleMatches(const DeviceMatch &match, const DeviceFacts &device)
 
 const ResourceRule *firstMatchingRule(const NodeRules &rules, const DeviceFacts &device)
 {
-    for (const ResourceRule &rule : rules)
+    for (const ResourceRule &rule : rules.rules)
         if (ruleMatches(rule.match, device))
             return &rule;
     return nullptr;

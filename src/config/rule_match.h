@@ -25,11 +25,17 @@ struct DeviceFacts {
     int numaNode = -1;
 };
 
-// The rules of one node, in the order they are tried.
-using NodeRules = std::vector<ResourceRule>;
+// The rules of one node, in the order they are tried, and the API that offers
+// a device no rule decides. Each rule's `api` is resolved: set from the node
+// entry's default, then the file's, then device-plugin.
+struct NodeRules {
+    std::vector<ResourceRule> rules;
+    DeviceApi api = DeviceApi::DevicePlugin;
+};
 
 // Node entries apply only when the node has a name: with an empty name only
-// the global rules are in force.
+// the global rules are in force. The first node entry that matches and sets
+// `api` gives the node's default API, else the file's `api`.
 NodeRules rulesForNode(const ResourceConfig &config, std::string_view nodeName);
 
 bool ruleMatches(const DeviceMatch &match, const DeviceFacts &device);

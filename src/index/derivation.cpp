@@ -53,6 +53,8 @@ void advertise(DerivedDevice &out, const NamedResource &name, DeviceKind kind, A
 {
     device.healthy = verdict.healthy;
     device.healthReason = verdict.reason;
+    device.api = out.api;
+    out.row.api = deviceApiWord(out.api);
     out.kind = kind;
     out.resource = name.name;
     out.repair = name.repair;
@@ -68,6 +70,7 @@ void advertise(DerivedDevice &out, const NamedResource &name, DeviceKind kind, A
 bool applyRule(DerivedDevice &out, const RuleDecision &decision, NamedResource &name)
 {
     out.row.rule = decision.rule;
+    out.api = decision.api;
     if (decision.excluded) {
         out.row.reason = "excluded by rule " + decision.rule;
         return false;
@@ -263,6 +266,7 @@ Result<void> checkKinds(const NodeObservation &node, const HealthHistories &hist
 {
     struct Holder {
         DeviceKind kind;
+        DeviceApi api;
         std::string id;
         std::string rule;
     };
@@ -274,12 +278,19 @@ Result<void> checkKinds(const NodeObservation &node, const HealthHistories &hist
     auto claim = [&](const DerivedDevice &derived) -> std::optional<std::string> {
         if (derived.resource.empty())
             return std::nullopt;
-        Holder mine{derived.kind, derived.row.id, derived.row.rule};
+        Holder mine{derived.kind, derived.api, derived.row.id, derived.row.rule};
         auto [it, fresh] = holders.emplace(derived.resource, mine);
-        if (fresh || it->second.kind == derived.kind)
+        if (fresh)
             return std::nullopt;
-        return fmt::format("resource {} would hold both {} and {}; KubeVirt needs one kind of device per resource",
-                           derived.resource, describe(it->second), describe(mine));
+        if (it->second.kind != derived.kind)
+            return fmt::format("resource {} would hold both {} and {}; KubeVirt needs one kind of device per resource",
+                               derived.resource, describe(it->second), describe(mine));
+        if (it->second.api != derived.api)
+            return fmt::format("resource {} would be offered both through {} ({}) and through {} ({}); a resource "
+                               "is offered by one API",
+                               derived.resource, deviceApiWord(it->second.api), describe(it->second),
+                               deviceApiWord(derived.api), describe(mine));
+        return std::nullopt;
     };
     for (const auto &[address, f] : node.functions)
         if (auto conflict = claim(deriveFunction(f, node, histories, names, &rules)))

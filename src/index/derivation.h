@@ -27,6 +27,7 @@ struct DerivedDevice {
     DeviceKind kind = DeviceKind::Passthrough;
     std::string resource; // empty when not advertised
     std::string repair;   // what repairing the resource name changed, if anything
+    DeviceApi api = DeviceApi::DevicePlugin; // the API that offers it, as the rules decide
     AdvertisedDevice device;
     // An SR-IOV VF bound to nvidia: its profile can change without an event,
     // so it is read on a timer (app/vgpu_profile_watch.h).
@@ -51,7 +52,8 @@ std::optional<DerivedDevice> deriveDevice(const NodeObservation &node, const Hea
 
 // Whether `rules` can apply to `node` as it is now; they cannot when a
 // resource name would hold both passthrough GPUs and vGPUs (KubeVirt reads one
-// variable prefix per resource), and the error says which.
+// variable prefix per resource) or be offered by both APIs, and the error
+// says which.
 Result<void> checkKinds(const NodeObservation &node, const HealthHistories &histories, PciNameSource &names,
                         const NodeRules &rules);
 

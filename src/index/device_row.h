@@ -27,6 +27,7 @@ struct DeviceRow {
     std::string health;      // "Healthy"/"Unhealthy" when advertised
     std::vector<std::string> warnings; // reported, not unhealthy (no reset method, slow link)
     std::string rule;        // the configured rule that named or excluded it; empty when none did
+    std::string api;         // "device-plugin" or "dra" when advertised (model/device_api.h)
 };
 
 struct Inventory {

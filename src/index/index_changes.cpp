@@ -1,5 +1,7 @@
 #include "index/index_changes.h"
 
+#include <algorithm>
+
 namespace kvgpu {
 
 void applyDelta(DeviceMap &devices, const ResourceDelta &delta)
@@ -8,6 +10,19 @@ void applyDelta(DeviceMap &devices, const ResourceDelta &delta)
         devices.erase(id);
     for (const AdvertisedDevice &device : delta.set)
         devices.insert_or_assign(device.id, device);
+}
+
+ResourceDelta restrictTo(ResourceDelta delta, DeviceApi api)
+{
+    auto other = std::stable_partition(delta.set.begin(), delta.set.end(),
+                                       [api](const AdvertisedDevice &d) { return d.api == api; });
+    if (other == delta.set.end())
+        return delta;
+    for (auto it = other; it != delta.set.end(); ++it)
+        delta.removed.push_back(it->id);
+    delta.set.erase(other, delta.set.end());
+    std::sort(delta.removed.begin(), delta.removed.end());
+    return delta;
 }
 
 Resource toResource(const std::string &name, DeviceKind kind, const DeviceMap &devices)

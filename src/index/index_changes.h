@@ -47,6 +47,9 @@ using DeviceMap = std::map<std::string, AdvertisedDevice>;
 
 // Brings `devices` from the list before `delta` to the list after it.
 void applyDelta(DeviceMap &devices, const ResourceDelta &delta);
+// The change as the subscriber of one API sees it: a device the other API
+// offers now is removed from its view, as a device that left is.
+ResourceDelta restrictTo(ResourceDelta delta, DeviceApi api);
 // The resource `name` as a whole list.
 Resource toResource(const std::string &name, DeviceKind kind, const DeviceMap &devices);
 

@@ -6,6 +6,7 @@
 // between threads.
 #pragma once
 
+#include "model/device_api.h"
 #include "naming/resource_naming.h"
 
 #include <cstdint>
@@ -35,6 +36,9 @@ struct AdvertisedDevice {
     std::string product;               // "" when pci.ids does not know it
     std::string profile;               // vGPUs only
     std::string parent;                // PCI address; vGPUs only
+    // Which API offers it (model/device_api.h): each subscriber of the index
+    // takes only its own API's devices.
+    DeviceApi api = DeviceApi::DevicePlugin;
 
     bool operator==(const AdvertisedDevice &) const = default;
 };

@@ -41,8 +41,11 @@ RuleDecision decideByRules(const NodeRules *rules, const DeviceFacts &device)
         return {};
     const ResourceRule *rule = firstMatchingRule(*rules, device);
     if (!rule)
-        return {};
-    return RuleDecision{.excluded = rule->exclude, .resource = rule->name, .rule = rule->describe()};
+        return RuleDecision{.api = rules->api};
+    return RuleDecision{.excluded = rule->exclude,
+                        .resource = rule->name,
+                        .rule = rule->describe(),
+                        .api = rule->api.value_or(rules->api)};
 }
 
 } // namespace kvgpu

@@ -24,6 +24,7 @@ struct RuleDecision {
     bool excluded = false;
     std::string resource; // the rule's name; empty when no rule named the device
     std::string rule;     // which rule decided ("resources[0] (line 3)"); empty when none did
+    DeviceApi api = DeviceApi::DevicePlugin; // the API that offers the device
 };
 
 // The first rule of `rules` (may be null: no configuration) that matches `device`.

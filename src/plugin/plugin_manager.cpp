@@ -80,11 +80,16 @@ void PluginManager::indexChanged(const IndexChanges &changes)
         apply(name, delta);
 }
 
-void PluginManager::apply(const std::string &name, const ResourceDelta &delta)
+void PluginManager::apply(const std::string &name, const ResourceDelta &everyApi)
 {
     if (shutDown_)
         return;
+    // Devices that DRA offers are not ours: a resource only DRA offers gets no
+    // server, and a device that moved to DRA is withdrawn here.
+    const ResourceDelta delta = restrictTo(everyApi, DeviceApi::DevicePlugin);
     auto it = entries_.find(name);
+    if (it == entries_.end() && delta.set.empty())
+        return;
     if (it != entries_.end()) {
         applyDelta(it->second.devices, delta);
         // A server that is stopping is served again with the list as it is then.

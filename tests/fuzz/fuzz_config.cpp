@@ -84,7 +84,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *bytes, size_t size)
                      .address = "aa618089-8b16-4d01-a136-25a0f3c73123", .parentAddress = "0000:86:00.0"};
     for (const std::string node : {"", "gpu-a-1", "worker"}) {
         NodeRules rules = rulesForNode(config, node);
-        FUZZ_CHECK(rules.size() >= config.resources.size(), text);
+        FUZZ_CHECK(rules.rules.size() >= config.resources.size(), text);
+        for (const ResourceRule &rule : rules.rules)
+            FUZZ_CHECK(rule.exclude || rule.api.has_value(), rule.path);
         for (const DeviceFacts &device : {gpu, vgpu}) {
             const ResourceRule *first = firstMatchingRule(rules, device);
             FUZZ_CHECK(first == firstMatchingRule(rules, device), text);

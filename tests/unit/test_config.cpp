@@ -86,8 +86,8 @@ TEST_CASE("first match wins, node rules come first, unmatched devices keep their
     ResourceConfig config = parse(kIssueExample);
     NodeRules onA = rulesForNode(config, "gpu-a-7");
     NodeRules onB = rulesForNode(config, "gpu-b-1");
-    CHECK(onA.size() == 4);
-    CHECK(onB.size() == 3);
+    CHECK(onA.rules.size() == 4);
+    CHECK(onB.rules.size() == 3);
 
     CHECK(decision(onB, gpu("0000:ca:00.0", 0x20f1, "GA100 [A100 PCIe 40GB]")) ==
           "nvidia.com/passthrough-gpu by resources[0]");
@@ -103,7 +103,7 @@ TEST_CASE("first match wins, node rules come first, unmatched devices keep their
     CHECK(decision(onB, gpu("0000:86:00.0", 0x20f1, "GA100 [A100 PCIe 40GB]")) ==
           "nvidia.com/passthrough-gpu by resources[0]");
     // Without a node name only the global rules apply.
-    CHECK(rulesForNode(config, "").size() == 3);
+    CHECK(rulesForNode(config, "").rules.size() == 3);
 }
 
 TEST_CASE("a vGPU matches by its parent's address and id, or by its own UUID")
@@ -148,9 +148,9 @@ TEST_CASE("every problem is refused with its line and column")
              Row{"resources: []\n", "\"version: 1\" is missing"},
              Row{"version: 2\n", "line 1, column 10: version 2 is not known"},
              Row{"version: 1\nresource: []\n", "line 2, column 1: unknown key \"resource\" in the configuration "
-                                               "(known: version, resources, nodes)"},
+                                               "(known: version, api, resources, nodes)"},
              Row{"version: 1\nresources:\n  - name: nvidia.com/x\n    macth: {}\n",
-                 "line 4, column 5: unknown key \"macth\" in a rule (resources[0]) (known: name, exclude, match)"},
+                 "line 4, column 5: unknown key \"macth\" in a rule (resources[0]) (known: name, exclude, match, api)"},
              Row{"version: 1\nresources:\n  - name: nvidia.com/x\n    match: {modle: x}\n",
                  "line 4, column 13: unknown key \"modle\" in match"},
              Row{"version: 1\nresources:\n  - name: nvidia.com/x\n    match: {model: \"A10\\\\\"}\n",
@@ -185,7 +185,10 @@ TEST_CASE("every problem is refused with its line and column")
              Row{"version: 1\nversion: 1\n", "line 2, column 1: key \"version\" appears twice in the configuration"},
              Row{"version: 1\nresources: {name: x}\n", "resources must be a list of rules, not a mapping"},
              Row{"version: 1\nnodes:\n  - resources: [{exclude: true}]\n", "nodes[0] needs a name"},
-             Row{"version: 1\nnodes:\n  - name: a\n", "line 3, column 5: nodes[0] has no resources"},
+             Row{"version: 1\nnodes:\n  - name: a\n", "line 3, column 5: nodes[0] has neither resources nor api"},
+             Row{"version: 1\napi: DRA\n", "line 2, column 6: unknown api \"DRA\" (known: device-plugin, dra)"},
+             Row{"version: 1\nresources:\n  - exclude: true\n    api: dra\n",
+                 "line 4, column 10: resources[0] has both api and exclude: true"},
              Row{"version: 1\nresources:\n  - name: [nvidia.com/x\n", "not valid YAML"},
              Row{"version: 1\n---\nversion: 1\n", "line 2, column 1: more than one YAML document"},
              Row{"version: 1\n...\n", "more than one YAML document"},
@@ -206,6 +209,48 @@ TEST_CASE("every problem is refused with its line and column")
         std::string refusal = refusalOf(row.yaml);
         CHECK_MESSAGE(refusal.find(row.refusal) != std::string::npos, refusal);
     }
+}
+
+TEST_CASE("api: a rule's own, else the first matching node entry's, else the file's, else device-plugin")
+{
+    ResourceConfig config = parse(R"(version: 1
+api: dra
+resources:
+  - name: nvidia.com/passthrough-gpu
+    match: {kind: passthrough}
+  - name: nvidia.com/legacy-vgpu
+    api: device-plugin
+    match: {kind: vgpu}
+nodes:
+  - name: "old-*"
+    api: device-plugin
+  - name: "gpu-*"
+    resources:
+      - name: nvidia.com/fast
+        api: dra
+        match: {numaNodes: [0]}
+)");
+    auto apiOf = [](const NodeRules &rules, const std::string &name) {
+        for (const ResourceRule &rule : rules.rules)
+            if (rule.name == name)
+                return deviceApiWord(*rule.api);
+        return "none";
+    };
+    NodeRules onOld = rulesForNode(config, "old-1");
+    CHECK(deviceApiWord(onOld.api) == std::string("device-plugin"));
+    CHECK(apiOf(onOld, "nvidia.com/passthrough-gpu") == std::string("device-plugin"));
+    CHECK(apiOf(onOld, "nvidia.com/legacy-vgpu") == std::string("device-plugin"));
+
+    NodeRules onGpu = rulesForNode(config, "gpu-1");
+    CHECK(deviceApiWord(onGpu.api) == std::string("dra"));
+    CHECK(apiOf(onGpu, "nvidia.com/fast") == std::string("dra"));
+    CHECK(apiOf(onGpu, "nvidia.com/passthrough-gpu") == std::string("dra"));
+    CHECK(apiOf(onGpu, "nvidia.com/legacy-vgpu") == std::string("device-plugin"));
+
+    // Without `api` anywhere, everything stays with the device plugin API.
+    NodeRules plain = rulesForNode(parse("version: 1\nresources:\n  - name: nvidia.com/gpu\n"), "n");
+    CHECK(plain.api == DeviceApi::DevicePlugin);
+    CHECK(*plain.rules[0].api == DeviceApi::DevicePlugin);
 }
 
 TEST_CASE("a leading document marker is fine; input that once hung yaml-cpp's LoadAll is refused at once")
