@@ -110,33 +110,47 @@ struct SocketFile {
     }
 };
 
-// Makes `path` free for a new socket: a stale socket is unlinked, anything
-// else there is an error.
-Result<void> clearStaleSocket(const std::string &path)
+// A gRPC server on a unix socket, and the socket file it made.
+struct ServedSocket {
+    std::unique_ptr<grpc::Server> server;
+    std::optional<SocketFile> file;
+};
+
+// Serves `services` on `path`. gRPC removes the path it listened on when it
+// shuts down, whoever's socket is there by then (a successor's, in a rolling
+// update), so it listens on a hidden temporary name, which the kubelet's
+// watcher ignores, and the socket is renamed into place: it appears at
+// `path` already listening, replaces a stale one atomically, and gRPC's
+// removal later misses. Anything but a socket at `path` is left alone and
+// refused.
+Result<ServedSocket> serve(const std::string &path, std::initializer_list<grpc::Service *> services)
 {
     struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0)
-        return {};
-    if (!S_ISSOCK(st.st_mode))
+    const bool replacing = ::lstat(path.c_str(), &st) == 0;
+    if (replacing && !S_ISSOCK(st.st_mode))
         return Error{path + " exists and is not a socket; remove it so that the DRA plugin can listen there"};
-    if (::unlink(path.c_str()) != 0)
-        return Error{"cannot remove the stale socket " + path + ": " + std::strerror(errno)};
-    log::info("removed a stale socket", {{"path", path}});
-    return {};
-}
+    static std::atomic<unsigned> serial{0};
+    const std::string listening = std::filesystem::path(path).parent_path() /
+                                  ("." + std::to_string(::getpid()) + "-" + std::to_string(++serial));
+    if (listening.size() >= sizeof(sockaddr_un::sun_path))
+        return Error{"the socket path " + path + " is too long: its directory must leave room for a unix socket name"};
 
-Result<std::unique_ptr<grpc::Server>> serve(const std::string &path, std::initializer_list<grpc::Service *> services)
-{
-    if (auto cleared = clearStaleSocket(path); !cleared)
-        return cleared.failure();
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("unix://" + path, grpc::InsecureServerCredentials());
+    builder.AddListeningPort("unix://" + listening, grpc::InsecureServerCredentials());
     for (grpc::Service *service : services)
         builder.RegisterService(service);
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (!server)
         return Error{"cannot serve the socket " + path + " (is the directory writable?)"};
-    return server;
+    if (::rename(listening.c_str(), path.c_str()) != 0) {
+        std::string reason = std::strerror(errno);
+        server->Shutdown(std::chrono::system_clock::now());
+        server->Wait();
+        return Error{"cannot move the socket into place at " + path + ": " + reason};
+    }
+    if (replacing)
+        log::info("replaced a stale socket", {{"path", path}});
+    return ServedSocket{std::move(server), SocketFile::identify(path)};
 }
 
 } // namespace
@@ -531,14 +545,14 @@ Result<void> KubeletPluginImpl::start()
     auto dra = serve(draPath_, {&draV1_, &draV1beta1_, &health_});
     if (!dra)
         return dra.failure();
-    draServer_ = std::move(dra).value();
-    draSocket_ = SocketFile::identify(draPath_);
+    draServer_ = std::move(dra->server);
+    draSocket_ = dra->file;
 
     auto reg = serve(regPath_, {&registration_});
     if (!reg)
         return reg.failure();
-    regServer_ = std::move(reg).value();
-    regSocket_ = SocketFile::identify(regPath_);
+    regServer_ = std::move(reg->server);
+    regSocket_ = reg->file;
     log::info("DRA kubelet plugin serving",
               {{"driver", options_.driverName}, {"endpoint", draPath_}, {"registration", regPath_}});
     return {};

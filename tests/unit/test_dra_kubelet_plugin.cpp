@@ -346,12 +346,14 @@ public:
     {
         for (const std::string &dir : dirs) {
             std::filesystem::create_directories(dir);
-            REQUIRE(::inotify_add_watch(fd_, dir.c_str(), IN_CREATE | IN_DELETE) >= 0);
+            REQUIRE(::inotify_add_watch(fd_, dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_DELETE) >= 0);
         }
     }
     ~DirectoryEvents() { ::close(fd_); }
 
-    // What happened since the last call: "+name" for a creation, "-name" for a removal.
+    // What happened since the last call: "+name" for a creation (or a file
+    // moved in, which the kubelet's watcher also sees as a creation), "-name"
+    // for a removal.
     std::vector<std::string> drain()
     {
         std::vector<std::string> out;
@@ -361,7 +363,7 @@ public:
             for (char *p = buffer; p < buffer + n;) {
                 auto *event = reinterpret_cast<inotify_event *>(p);
                 if (event->len > 0)
-                    out.push_back(std::string((event->mask & IN_CREATE) ? "+" : "-") + event->name);
+                    out.push_back(std::string((event->mask & IN_DELETE) ? "-" : "+") + event->name);
                 p += sizeof(inotify_event) + event->len;
             }
         }
@@ -706,4 +708,47 @@ TEST_CASE("stale sockets at both paths are replaced; a regular file there is ref
     CHECK(refused.error().find(node.draSocket()) != std::string::npos);
     CHECK(std::filesystem::is_regular_file(node.draSocket()));
     CHECK_FALSE(std::filesystem::exists(node.registrationSocket()));
+}
+
+TEST_CASE("in a rolling update, the old plugin's stop leaves its successor's sockets alone")
+{
+    Node node;
+    FakeDriver oldDriver;
+    FakeDriver newDriver;
+    answerVm1(newDriver);
+    auto old = node.start(oldDriver);
+    auto successor = node.start(newDriver); // same directories: takes both paths over
+
+    old->stop();
+
+    CHECK(std::filesystem::is_socket(node.registrationSocket()));
+    CHECK(std::filesystem::is_socket(node.draSocket()));
+    Kubelet kubelet(*successor);
+    auto info = kubelet.getInfo();
+    REQUIRE(info);
+    CHECK(info->endpoint() == node.draSocket());
+    CHECK(kubelet.prepareV1({kGpuClaim}).claims[kGpuClaim.uid] == newDriver.outcomes[kGpuClaim.uid]);
+    CHECK(oldDriver.prepared().empty());
+
+    // Only the plugin's own sockets were ever in the directories.
+    std::vector<std::string> names;
+    for (const std::string &dir : {node.pluginDir(), node.registryDir()})
+        for (const auto &entry : std::filesystem::directory_iterator(dir))
+            names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    CHECK(names == std::vector<std::string>{"dra.sock", kDriver + "-reg.sock"});
+}
+
+TEST_CASE("a socket path longer than a unix socket allows is refused before anything is created")
+{
+    Node node;
+    FakeDriver driver;
+    KubeletPluginOptions options = node.options();
+    options.pluginDir = node.tree.path(std::string(120, 'p'));
+
+    auto refused = KubeletPlugin::start(options, driver);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().find("dra.sock") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(options.pluginDir));
+    CHECK_FALSE(std::filesystem::exists(node.registryDir()));
 }
