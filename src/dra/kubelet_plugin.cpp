@@ -153,8 +153,6 @@ Result<ServedSocket> serve(const std::string &path, std::initializer_list<grpc::
     return ServedSocket{std::move(server), SocketFile::identify(path)};
 }
 
-} // namespace
-
 // One NodePrepareResources or NodeUnprepareResources call, from its arrival
 // until it is answered. The claims are copied out of the request at once; the
 // handler's result is kept until the worker answers. `finished` (guarded by
@@ -198,8 +196,6 @@ private:
     grpc::ServerUnaryReactor *const reactor_;
     bool finished_ = false;
 };
-
-namespace {
 
 template <typename Request, typename Response>
 class PrepareCall final : public ClaimCall {
@@ -309,9 +305,9 @@ private:
     std::map<std::string, std::string> errors_;
 };
 
-} // namespace
-
 class HealthStream;
+
+} // namespace
 
 class KubeletPluginImpl {
 public:
@@ -436,6 +432,8 @@ private:
     std::thread ticker_;
 };
 
+namespace {
+
 // One NodeWatchResources stream, alive from the call until OnDone, where it
 // deletes itself. One write in flight; a newer list replaces a pending one.
 // Finish runs once, never with a write in flight.
@@ -519,6 +517,8 @@ private:
     bool finishRequested_ = false;                   // guarded by mutex_
     grpc::Status finishStatus_;                      // guarded by mutex_
 };
+
+} // namespace
 
 KubeletPluginImpl::KubeletPluginImpl(const KubeletPluginOptions &options, ClaimHandler &handler, std::string draPath,
                           std::string regPath)

@@ -83,7 +83,8 @@ struct KubeletPluginOptions {
     std::string pluginDir;                                    // "/var/lib/kubelet/plugins/<driver>": holds dra.sock
     std::string registryDir = "/var/lib/kubelet/plugins_registry"; // holds <driver>-reg.sock
     // Called on a gRPC thread each time the kubelet reports a registration
-    // outcome (error is the kubelet's text when registered is false).
+    // outcome (error is the kubelet's text when registered is false). It must
+    // not call stop(): stopping waits for this call to return.
     std::function<void(bool registered, const std::string &error)> registrationChanged;
     // Every open health stream gets the full list at least this often.
     std::chrono::milliseconds healthResendInterval = std::chrono::seconds(10);
