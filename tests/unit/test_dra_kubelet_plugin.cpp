@@ -23,7 +23,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <set>
+#include <stdexcept>
 #include <string>
 #include <sys/inotify.h>
 #include <sys/socket.h>
@@ -751,4 +751,29 @@ TEST_CASE("a socket path longer than a unix socket allows is refused before anyt
     CHECK(refused.error().find("dra.sock") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(options.pluginDir));
     CHECK_FALSE(std::filesystem::exists(node.registryDir()));
+}
+
+TEST_CASE("a driver that throws fails its claims, not the call, and the plugin keeps serving")
+{
+    struct ThrowingDriver final : ClaimHandler {
+        std::map<std::string, ClaimOutcome> prepare(const std::vector<ClaimRef> &) override
+        {
+            throw std::runtime_error("claim cache corrupted");
+        }
+        std::map<std::string, std::string> unprepare(const std::vector<ClaimRef> &claims) override
+        {
+            return {{claims.at(0).uid, ""}};
+        }
+    };
+    Node node;
+    ThrowingDriver driver;
+    auto plugin = node.start(driver);
+    Kubelet kubelet(*plugin);
+
+    auto prepared = kubelet.prepareV1({kGpuClaim, kBrokenClaim});
+    CHECK(prepared.code == grpc::StatusCode::OK);
+    REQUIRE(prepared.claims.size() == 2);
+    CHECK(prepared.claims[kGpuClaim.uid].error.find("claim cache corrupted") != std::string::npos);
+    CHECK(prepared.claims[kBrokenClaim.uid].error.find("claim cache corrupted") != std::string::npos);
+    CHECK(kubelet.unprepareV1({kGpuClaim}).claims == std::map<std::string, std::string>{{kGpuClaim.uid, ""}});
 }
