@@ -1,7 +1,7 @@
 #include "plugin/device_plugin_service.h"
 
 #include "base/log.h"
-#include "plugin/allocation.h"
+#include "allocation/allocation.h"
 
 #include "base/strings.h"
 

@@ -5,7 +5,7 @@
 // allocated while the node is unchanged, unless its /dev/vfio group node is
 // missing; a success lists exactly the requested ids and every device node
 // they need, once each.
-#include "plugin/allocation.h"
+#include "allocation/allocation.h"
 #include "fuzz_node.h"
 #include "fuzz_support.h"
 

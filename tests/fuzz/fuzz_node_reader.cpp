@@ -11,7 +11,7 @@
 #include "index/device_index.h"
 #include "sysfs/node_reader.h"
 #include "sysfs/sysfs_parse.h"
-#include "plugin/allocation.h"
+#include "allocation/allocation.h"
 #include "fuzz_support.h"
 
 #include <fcntl.h>

@@ -3,7 +3,7 @@
 // The answer holds only offered ids, no duplicates, at most `size` of them,
 // the must-include ones first, exactly `size` when there are enough, and does
 // not depend on the order the kubelet listed the available devices in.
-#include "plugin/allocation.h"
+#include "allocation/allocation.h"
 #include "fuzz_support.h"
 
 #include <algorithm>

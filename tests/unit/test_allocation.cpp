@@ -1,4 +1,4 @@
-#include "plugin/allocation.h"
+#include "allocation/allocation.h"
 #include "temp_tree.h"
 
 #include <doctest/doctest.h>

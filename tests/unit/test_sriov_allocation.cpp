@@ -1,6 +1,6 @@
 // Allocate's additions for SR-IOV vGPU VFs and Grace EGM: the VF re-read at
 // allocation time, and /dev/egmN for requests that hold a whole region.
-#include "plugin/allocation.h"
+#include "allocation/allocation.h"
 #include "temp_tree.h"
 
 #include <doctest/doctest.h>
