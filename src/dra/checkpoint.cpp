@@ -67,7 +67,7 @@ public:
             return fail(fmt::format("{}.{} is not an array", where, key));
         for (const json &item : *it) {
             if (!item.is_string())
-                return fail(fmt::format("{}.{} holds a {}, not a string", where, key, item.type_name()));
+                return fail(fmt::format("{}.{} holds {}, not a string", where, key, item.dump()));
             out.push_back(item.get<std::string>());
         }
         return true;

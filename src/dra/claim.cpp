@@ -12,6 +12,13 @@ namespace {
 
 using nlohmann::json;
 
+// "an object", "a string", ...: a value's JSON type for a message.
+std::string aType(const json &value)
+{
+    std::string name = value.type_name();
+    return (name == "array" || name == "object" ? "an " : "a ") + name;
+}
+
 // The member `key` of `object` if `object` is an object holding it; null otherwise.
 const json *member(const json &object, const char *key)
 {
@@ -28,7 +35,7 @@ Result<std::string> requiredString(const json &object, const char *key, const st
     if (value == nullptr || value->is_null())
         return Error{fmt::format("{}.{} is missing", where, key)};
     if (!value->is_string())
-        return Error{fmt::format("{}.{} is a {}, not a string", where, key, value->type_name())};
+        return Error{fmt::format("{}.{} is {}, not a string", where, key, aType(*value))};
     const std::string &text = value->get_ref<const std::string &>();
     if (text.empty())
         return Error{fmt::format("{}.{} is empty", where, key)};
@@ -38,7 +45,7 @@ Result<std::string> requiredString(const json &object, const char *key, const st
 Result<AllocationResult> parseResult(const json &entry, const std::string &where)
 {
     if (!entry.is_object())
-        return Error{fmt::format("{} is a {}, not an object", where, entry.type_name())};
+        return Error{fmt::format("{} is {}, not an object", where, aType(entry))};
     AllocationResult out;
     for (auto [key, field] : {std::pair{"request", &out.request}, std::pair{"pool", &out.pool}, std::pair{"device", &out.device}}) {
         Result<std::string> value = requiredString(entry, key, where);
@@ -51,7 +58,7 @@ Result<AllocationResult> parseResult(const json &entry, const std::string &where
         return Error{fmt::format("{}.request {} has no request name before '/'", where, quoteIfNeeded(out.request))};
     if (const json *admin = member(entry, "adminAccess"); admin != nullptr && !admin->is_null()) {
         if (!admin->is_boolean())
-            return Error{fmt::format("{}.adminAccess is a {}, not a boolean", where, admin->type_name())};
+            return Error{fmt::format("{}.adminAccess is {}, not a boolean", where, aType(*admin))};
         out.adminAccess = admin->get<bool>();
     }
     return out;
@@ -60,7 +67,7 @@ Result<AllocationResult> parseResult(const json &entry, const std::string &where
 Result<AllocatedClaim> parseClaimObject(const json &claim, std::string_view driver)
 {
     if (!claim.is_object())
-        return Error{fmt::format("not a ResourceClaim: the body is a JSON {}, not an object", claim.type_name())};
+        return Error{fmt::format("not a ResourceClaim: the body is {} in JSON, not an object", aType(claim))};
     if (const json *kind = member(claim, "kind"); kind == nullptr || !kind->is_string() ||
                                                    kind->get_ref<const std::string &>() != "ResourceClaim") {
         std::string got = kind != nullptr && kind->is_string() ? quoteIfNeeded(kind->get_ref<const std::string &>())
@@ -82,7 +89,7 @@ Result<AllocatedClaim> parseClaimObject(const json &claim, std::string_view driv
 
     if (const json *generation = member(*metadata, "generation"); generation != nullptr && !generation->is_null()) {
         if (!generation->is_number_integer())
-            return Error{fmt::format("{}: metadata.generation is a {}, not an integer", who, generation->type_name())};
+            return Error{fmt::format("{}: metadata.generation is {}, not an integer", who, aType(*generation))};
         // An unsigned beyond int64 is no generation the API server writes.
         if (generation->is_number_unsigned() && generation->get<std::uint64_t>() > INT64_MAX)
             return Error{fmt::format("{}: metadata.generation is out of range", who)};
@@ -90,7 +97,7 @@ Result<AllocatedClaim> parseClaimObject(const json &claim, std::string_view driv
     }
     if (const json *annotations = member(*metadata, "annotations"); annotations != nullptr && !annotations->is_null()) {
         if (!annotations->is_object())
-            return Error{fmt::format("{}: metadata.annotations is a {}, not an object", who, annotations->type_name())};
+            return Error{fmt::format("{}: metadata.annotations is {}, not an object", who, aType(*annotations))};
         if (const json *podClaim = member(*annotations, kPodClaimNameAnnotation); podClaim != nullptr) {
             if (!podClaim->is_string() || podClaim->get_ref<const std::string &>().empty())
                 return Error{fmt::format("{}: annotation {} is not a non-empty string", who, kPodClaimNameAnnotation)};
@@ -103,18 +110,18 @@ Result<AllocatedClaim> parseClaimObject(const json &claim, std::string_view driv
     if (allocation == nullptr || allocation->is_null())
         return Error{fmt::format("{} is not allocated (no status.allocation)", who)};
     if (!allocation->is_object())
-        return Error{fmt::format("{}: status.allocation is a {}, not an object", who, allocation->type_name())};
+        return Error{fmt::format("{}: status.allocation is {}, not an object", who, aType(*allocation))};
     const json *devices = member(*allocation, "devices");
     if (devices == nullptr || devices->is_null())
         return out; // allocated, but no devices at all
     if (!devices->is_object())
-        return Error{fmt::format("{}: status.allocation.devices is a {}, not an object", who, devices->type_name())};
+        return Error{fmt::format("{}: status.allocation.devices is {}, not an object", who, aType(*devices))};
     const json *results = member(*devices, "results");
     if (results == nullptr || results->is_null())
         return out;
     if (!results->is_array())
-        return Error{fmt::format("{}: status.allocation.devices.results is a {}, not an array", who,
-                                 results->type_name())};
+        return Error{fmt::format("{}: status.allocation.devices.results is {}, not an array", who,
+                                 aType(*results))};
 
     for (std::size_t i = 0; i < results->size(); ++i) {
         const json &entry = (*results)[i];
