@@ -67,7 +67,7 @@ public:
             return fail(fmt::format("{}.{} is not an array", where, key));
         for (const json &item : *it) {
             if (!item.is_string())
-                return fail(fmt::format("{}.{} holds {}, not a string", where, key, item.dump()));
+                return fail(fmt::format("{}.{} holds {}, not a string", where, key, dumpJson(item)));
             out.push_back(item.get<std::string>());
         }
         return true;
