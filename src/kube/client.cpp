@@ -231,6 +231,8 @@ struct Client::Impl {
 
         if (method == "GET") {
             set(CURLOPT_HTTPGET, 1L);
+        } else if (method == "HEAD") {
+            set(CURLOPT_NOBODY, 1L);
         } else {
             set(CURLOPT_CUSTOMREQUEST, std::string(method).c_str());
             if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {

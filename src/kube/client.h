@@ -70,7 +70,8 @@ public:
     // A streaming GET of `path` (a "?watch=1" URL): calls `onEvent` on the
     // calling thread with every complete newline-terminated line, in order and
     // without its newline (empty lines skipped); a line split across reads is
-    // delivered whole. Returns success when the server ends the stream or
+    // delivered whole, and a last line that the server cut off without its
+    // newline is dropped. Returns success when the server ends the stream or
     // within 200 ms after `stop` becomes true; an error on a transport
     // failure, on cancelAll(), or when the server answers with a status other
     // than 2xx ("HTTP 410: <statusMessage>"). An exception thrown by onEvent
