@@ -75,6 +75,18 @@ int main(int argc, char **argv)
                        "writes send no uevent): a Go duration (500ms, 1s, 30s) or seconds; 0 disables it. "
                        "Default from VFIO_VGPU_RESCAN_INTERVAL when that is set");
 
+    app.add_option("--kubeconfig", serve.dra.kubeconfig,
+                   "DRA: kubeconfig for the API server (outside a pod); in a pod the service account is used");
+    app.add_option("--dra-driver-name", serve.dra.driverName,
+                   "DRA: the driver name of this node's ResourceSlices, DeviceClasses and CDI specs (a DNS "
+                   "subdomain)");
+    app.add_option("--cdi-dir", serve.dra.cdiDir, "DRA: where the CDI specs of prepared claims are written");
+    app.add_option("--kubelet-registry-dir", serve.dra.registryDir,
+                   "DRA: the kubelet's plugin registry (the registration socket goes here)");
+    app.add_option("--kubelet-plugins-dir", serve.dra.pluginsDir,
+                   "DRA: the kubelet's plugins directory; dra.sock, the checkpoint and the device metadata "
+                   "go to DIR/<driver>");
+
     CLI::App *list = app.add_subcommand("list", "Scan once and print every NVIDIA PCI function and mdev, with the "
                                                 "resource it is advertised under or why it is not");
     list->add_flag("--json", json, "Print JSON instead of a table");
@@ -104,6 +116,10 @@ int main(int argc, char **argv)
         return 2;
     }
     serve.vgpuProfileInterval = *interval;
+    if (Result<void> driver = dra::checkDriverName(serve.dra.driverName); !driver) {
+        log::error("--dra-driver-name is not valid", {{"error", driver.error()}});
+        return 2;
+    }
 
     if (list->parsed())
         return runListCommand(common, json);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "base/log.h"
+#include "dra/dra_options.h"
 
 #include <chrono>
 #include <string>
@@ -33,6 +34,7 @@ struct ServeOptions {
     // of the kubelet and kube-proxy (10249-10256).
     int metricsPort = 8082;
     std::string version; // shown by the build-info metric
+    dra::DraOptions dra;  // used once the configuration offers a device through DRA
 };
 
 } // namespace kvgpu

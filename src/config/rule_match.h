@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -31,6 +32,10 @@ struct DeviceFacts {
 struct NodeRules {
     std::vector<ResourceRule> rules;
     DeviceApi api = DeviceApi::DevicePlugin;
+    // While a reload moves devices between the APIs: the rules before it. A
+    // device that the two give to different APIs is offered by neither until
+    // the old API has withdrawn it (app/config_reloader.h).
+    std::shared_ptr<const NodeRules> previous;
 };
 
 // Node entries apply only when the node has a name: with an empty name only

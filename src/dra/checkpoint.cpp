@@ -36,7 +36,7 @@ json stringsToJson(const std::vector<std::string> &strings) { return json(string
 json claimToJson(const PreparedClaim &claim)
 {
     json devices = json::array();
-    for (const PreparedDevice &d : claim.devices)
+    for (const CheckpointDevice &d : claim.devices)
         devices.push_back(
             {{"request", d.request}, {"pool", d.pool}, {"device", d.device}, {"cdiIds", stringsToJson(d.cdiIds)}});
     return {{"uid", claim.uid},
@@ -100,7 +100,7 @@ bool readClaim(Reader &reader, const std::string &uid, const json &object, Prepa
         const std::string at = fmt::format("{}.devices[{}]", where, i);
         if (!d.is_object())
             return reader.fail(at + " is not an object");
-        PreparedDevice device;
+        CheckpointDevice device;
         if (!reader.string(d, "request", device.request, at) || !reader.string(d, "pool", device.pool, at) ||
             !reader.string(d, "device", device.device, at) || !reader.strings(d, "cdiIds", device.cdiIds, at))
             return false;

@@ -21,18 +21,18 @@ namespace kvgpu::dra {
 
 inline constexpr int kCheckpointVersion = 1;
 
-struct PreparedDevice {
+struct CheckpointDevice {
     std::string request; // as allocated, may be "req/sub"
     std::string pool;
     std::string device;
     std::vector<std::string> cdiIds;
 
-    bool operator==(const PreparedDevice &) const = default;
+    bool operator==(const CheckpointDevice &) const = default;
 };
 
 struct PreparedClaim {
     std::string uid, ns, name;
-    std::vector<PreparedDevice> devices;
+    std::vector<CheckpointDevice> devices;
     std::vector<std::string> files; // every file written for the claim (absolute paths), removed at unprepare
 
     bool operator==(const PreparedClaim &) const = default;

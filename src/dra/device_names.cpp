@@ -1,4 +1,5 @@
 #include "dra/device_names.h"
+#include "dra/dra_options.h"
 
 #include "model/device_address.h"
 
@@ -102,6 +103,28 @@ std::string labelValueOf(std::string_view sentence)
     if (value.empty())
         return "unknown";
     return fitted(std::move(value), sentence, 63);
+}
+
+} // namespace kvgpu::dra
+
+namespace kvgpu::dra {
+
+Result<void> checkDriverName(const std::string &name)
+{
+    if (name.empty() || name.size() > 63)
+        return Error{fmt::format("driver name \"{}\" must be 1 to 63 characters", name)};
+    size_t start = 0;
+    while (true) {
+        size_t dot = name.find('.', start);
+        std::string_view label = std::string_view(name).substr(start, dot == std::string::npos ? dot : dot - start);
+        if (!isDnsLabel(label))
+            return Error{fmt::format("driver name \"{}\" is not a DNS subdomain (lower case letters, digits, '-' "
+                                     "and '.', e.g. gpu.example.com)",
+                                     name)};
+        if (dot == std::string::npos)
+            return {};
+        start = dot + 1;
+    }
 }
 
 } // namespace kvgpu::dra

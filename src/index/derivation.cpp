@@ -75,6 +75,12 @@ bool applyRule(DerivedDevice &out, const RuleDecision &decision, NamedResource &
         out.row.reason = "excluded by rule " + decision.rule;
         return false;
     }
+    if (decision.moving) {
+        out.row.reason = fmt::format("moving from {} to {}: withheld until {} has withdrawn it",
+                                     deviceApiWord(decision.from), deviceApiWord(decision.api),
+                                     deviceApiWord(decision.from));
+        return false;
+    }
     if (!decision.resource.empty())
         name = NamedResource{decision.resource, {}}; // validated when the configuration was read
     return true;

@@ -51,6 +51,14 @@ public:
     // how many configurations have been applied since start.
     virtual void activeConfig(const std::string & /*hash*/, unsigned /*generation*/) {}
 
+    // DRA: a sync of this node's ResourceSlices ended; on success with the
+    // pool's slice and device counts.
+    virtual void draSlicesSynced(bool /*succeeded*/, std::size_t /*slices*/, std::size_t /*devices*/) {}
+    // DRA: one claim of a NodePrepareResources ("prepare") or
+    // NodeUnprepareResources ("unprepare") call, served or failed.
+    virtual void draClaimCall(std::string_view /*call*/, bool /*succeeded*/) {}
+    // DRA: the kubelet accepted (or dropped) the plugin's registration.
+    virtual void draRegistered(bool /*registered*/) {}
     // From an event's arrival on the loop to its publication to the kubelet.
     virtual void eventToPublish(std::chrono::nanoseconds /*latency*/) {}
 };

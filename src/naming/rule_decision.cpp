@@ -35,7 +35,9 @@ DeviceFacts factsOfSriovVf(const PciFunction &vf, const std::string &profileName
                        .numaNode = vf.numaNode};
 }
 
-RuleDecision decideByRules(const NodeRules *rules, const DeviceFacts &device)
+namespace {
+
+RuleDecision decideOnce(const NodeRules *rules, const DeviceFacts &device)
 {
     if (!rules)
         return {};
@@ -46,6 +48,21 @@ RuleDecision decideByRules(const NodeRules *rules, const DeviceFacts &device)
                         .resource = rule->name,
                         .rule = rule->describe(),
                         .api = rule->api.value_or(rules->api)};
+}
+
+} // namespace
+
+RuleDecision decideByRules(const NodeRules *rules, const DeviceFacts &device)
+{
+    RuleDecision decision = decideOnce(rules, device);
+    if (rules && rules->previous && !decision.excluded) {
+        RuleDecision before = decideOnce(rules->previous.get(), device);
+        if (!before.excluded && before.api != decision.api) {
+            decision.moving = true;
+            decision.from = before.api;
+        }
+    }
+    return decision;
 }
 
 } // namespace kvgpu

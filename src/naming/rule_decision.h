@@ -25,6 +25,9 @@ struct RuleDecision {
     std::string resource; // the rule's name; empty when no rule named the device
     std::string rule;     // which rule decided ("resources[0] (line 3)"); empty when none did
     DeviceApi api = DeviceApi::DevicePlugin; // the API that offers the device
+    // Withheld while a reload moves it from `from` to `api` (NodeRules::previous).
+    bool moving = false;
+    DeviceApi from = DeviceApi::DevicePlugin;
 };
 
 // The first rule of `rules` (may be null: no configuration) that matches `device`.
