@@ -1,6 +1,7 @@
 #include "dra/cdi.h"
 
 #include "dra/atomic_file.h"
+#include "dra/json_text.h"
 
 namespace kvgpu::dra {
 
@@ -31,11 +32,6 @@ json claimSpec(const std::string &driver, const std::string &claimUid, const std
         entries.push_back(json{{"name", device.deviceName}, {"containerEdits", {{"deviceNodes", nodes}}}});
     }
     return json{{"cdiVersion", kCdiVersion}, {"kind", cdiKind(driver)}, {"devices", entries}};
-}
-
-std::string dumpJson(const json &value, int indent)
-{
-    return value.dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
 Result<void> writeSpecAtomically(const std::string &dir, const std::string &fileName, const json &spec)

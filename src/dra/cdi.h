@@ -55,8 +55,4 @@ Result<void> writeSpecAtomically(const std::string &dir, const std::string &file
 // Removes a spec; one that is not there is success.
 Result<void> removeSpec(const std::string &dir, const std::string &fileName);
 
-// The JSON text of a value, never throwing: strings that are not valid UTF-8
-// have their bad bytes replaced. `indent` < 0 gives one line.
-std::string dumpJson(const nlohmann::json &value, int indent = -1);
-
 } // namespace kvgpu::dra

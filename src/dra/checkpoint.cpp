@@ -2,7 +2,7 @@
 
 #include "base/regular_file.h"
 #include "dra/atomic_file.h"
-#include "dra/cdi.h"
+#include "dra/json_text.h"
 
 #include <cerrno>
 #include <cstdint>

@@ -2,6 +2,7 @@
 
 #include "base/strings.h"
 #include "dra/cdi.h"
+#include "dra/json_text.h"
 
 #include <algorithm>
 

@@ -36,8 +36,8 @@ class Attributes {
 public:
     explicit Attributes(std::vector<std::string> &omitted) : omitted_(omitted) {}
 
-    void string(const std::string &name, std::string value) { add(name, json{{"string", std::move(value)}}); }
-    void integer(const std::string &name, std::int64_t value) { add(name, json{{"int", value}}); }
+    void addString(const std::string &name, std::string value) { add(name, json{{"string", std::move(value)}}); }
+    void addInt(const std::string &name, std::int64_t value) { add(name, json{{"int", value}}); }
     json take() { return std::move(attributes_); }
 
 private:
@@ -79,34 +79,34 @@ SliceDevice sliceDevice(const DraDevice &device, const std::string &driver)
     SliceDevice out;
     Attributes attributes(out.omitted);
 
-    attributes.string("type", draTypeOf(device.kind));
+    attributes.addString("type", draTypeOf(device.kind));
     if (device.resource.size() <= kMaxAttributeValue)
-        attributes.string("resourceName", device.resource);
+        attributes.addString("resourceName", device.resource);
     else
         out.omitted.push_back(fmt::format("resourceName {} is longer than {} characters, the API's limit: not published",
                                           device.resource, kMaxAttributeValue));
     if (!d.product.empty())
-        attributes.string("productName", cutToAttributeValue(d.product));
+        attributes.addString("productName", cutToAttributeValue(d.product));
     if (d.vendorId != 0)
-        attributes.string("vendorID", hex16(d.vendorId));
+        attributes.addString("vendorID", hex16(d.vendorId));
     if (d.deviceId != 0)
-        attributes.string("deviceID", hex16(d.deviceId));
+        attributes.addString("deviceID", hex16(d.deviceId));
     if (device.kind != DeviceKind::Passthrough && !d.profile.empty())
-        attributes.string("profile", cutToAttributeValue(d.profile));
+        attributes.addString("profile", cutToAttributeValue(d.profile));
     if (d.iommuGroup >= 0)
-        attributes.integer("iommuGroup", d.iommuGroup);
+        attributes.addInt("iommuGroup", d.iommuGroup);
     if (d.numaNode >= 0)
-        attributes.integer("numaNode", d.numaNode);
+        attributes.addInt("numaNode", d.numaNode);
     if (device.kind == DeviceKind::Vgpu) {
-        attributes.string("mdevUUID", toLowerAscii(d.id));
+        attributes.addString("mdevUUID", toLowerAscii(d.id));
     } else if (isPciAddress(d.id)) {
-        attributes.string(kPciBusIdAttribute, toLowerAscii(d.id));
+        attributes.addString(kPciBusIdAttribute, toLowerAscii(d.id));
     }
     if (device.kind != DeviceKind::Passthrough && isPciAddress(d.parent))
-        attributes.string("parentPciBusID", toLowerAscii(d.parent));
+        attributes.addString("parentPciBusID", toLowerAscii(d.parent));
     if (!d.pciePath.empty() && d.pciePath.front().rfind("pci", 0) == 0 &&
         d.pciePath.front().size() <= kMaxAttributeValue)
-        attributes.string(kPcieRootAttribute, d.pciePath.front());
+        attributes.addString(kPcieRootAttribute, d.pciePath.front());
 
     out.entry = json{{"name", draDeviceName(device)}, {"attributes", attributes.take()}};
     if (!d.healthy)

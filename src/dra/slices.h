@@ -32,7 +32,7 @@
 
 namespace kvgpu::dra {
 
-// API limits of resource.k8s.io/v1 (see docs' DRA reference, section 2.1).
+// Limits of resource.k8s.io/v1 as the API server validates them (k8s.io/api resource/v1 types.go).
 inline constexpr std::size_t kMaxDevicesPerSlice = 128;
 inline constexpr std::size_t kMaxDevicesPerSliceWithTaints = 64;
 inline constexpr std::size_t kMaxAttributesPerDevice = 32;

@@ -1,6 +1,7 @@
 // The CDI spec a prepared claim leaves for the container runtime, and how it
 // is put in place: whole or not at all, and gone at unprepare.
 #include "dra/cdi.h"
+#include "dra/json_text.h"
 
 #include "temp_tree.h"
 
