@@ -107,6 +107,7 @@ void ConfigReloader::reload()
         refuse(hash, fits.error());
         return;
     }
+    std::shared_ptr<const NodeRules> previous = std::move(active_);
     active_ = std::move(rules);
     activeHash_ = hash;
     refusedHash_.clear();
@@ -116,7 +117,28 @@ void ConfigReloader::reload()
     log::info("configuration applied", {{"config", path_}, {"hash", activeHash_},
                                         {"generation", std::to_string(generation_)},
                                         {"rules", std::to_string(active_->rules.size())}});
-    events_.applyRules(active_);
+    if (!withdrawalWait_ || !previous || !(offersDra(*previous) || offersDra(*active_))) {
+        events_.applyRules(active_);
+        return;
+    }
+    auto withdrawing = std::make_shared<NodeRules>(*active_);
+    withdrawing->previous = previous;
+    events_.applyRules(withdrawing);
+    withdrawalWait_([this, generation = generation_] {
+        // A newer change since then made its own two steps.
+        if (generation == generation_)
+            events_.applyRules(active_);
+    });
+}
+
+bool offersDra(const NodeRules &rules)
+{
+    if (rules.api == DeviceApi::Dra)
+        return true;
+    for (const ResourceRule &rule : rules.rules)
+        if (rule.api == DeviceApi::Dra)
+            return true;
+    return false;
 }
 
 } // namespace kvgpu

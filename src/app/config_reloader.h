@@ -16,6 +16,12 @@
 // in force; its error is logged and counted once per distinct text, however
 // many inotify events the same save produces.
 //
+// A change that moves devices between the two APIs (`api:`) goes in two
+// steps, so that no device is ever offered by both: first the moving devices
+// are withdrawn from both (NodeRules::previous), then, once the withdrawal is
+// out (the DRA side's slices are written; the device plugin side's streams
+// are sent at once), the new rules apply whole.
+//
 // Threading contract: bound to the loop thread.
 #pragma once
 
@@ -26,6 +32,7 @@
 #include "metrics/metrics.h"
 #include "monitor/directory_watch.h"
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +53,12 @@ public:
     void watch(EventLoop &loop);
     // Reads the file again and applies it when its text changed and it is valid.
     void reload();
+    // How a two-step change waits for its withdrawal: `wait(next)` runs
+    // `next` on the loop once the withdrawal published now is out. Without
+    // it, changes apply in one step.
+    void setWithdrawalWait(std::function<void(std::function<void()>)> wait) { withdrawalWait_ = std::move(wait); }
+    // The rules in force.
+    const NodeRules &rules() const { return *active_; }
 
 private:
     void refuse(const std::string &hash, const std::string &error);
@@ -60,6 +73,10 @@ private:
     unsigned generation_ = 0;
     std::unique_ptr<DirectoryWatch> watch_;
     bool dirty_ = false; // an event in the directory since the last re-read
+    std::function<void(std::function<void()>)> withdrawalWait_;
 };
+
+// Whether `rules` offer anything through DRA (a default or a rule).
+bool offersDra(const NodeRules &rules);
 
 } // namespace kvgpu

@@ -6,6 +6,7 @@
 #include "app/event_dispatch.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "dra/dra_side.h"
 #include "app/vgpu_profile_watch.h"
 #include "index/registry.h"
 #include "metrics/metrics_server.h"
@@ -32,6 +33,10 @@ bool isDirectory(const std::string &path)
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+// How long a reload that moves devices between the APIs waits for DRA to
+// withdraw them before the device plugin API offers them.
+constexpr std::chrono::milliseconds kWithdrawalWait{30000};
+
 class Daemon {
 public:
     Daemon(const CommonOptions &common, const ServeOptions &serve)
@@ -39,12 +44,17 @@ public:
           registry_(SysfsTree(common.sysfsRoot), DevTree(common.devRoot), names_),
           plugins_(loop_,
                    PluginConfig{common.pluginDir, SysfsTree(common.sysfsRoot), DevTree(common.devRoot), &metrics_}),
+          dra_(loop_, dra::DraSideConfig{serve.dra, common.nodeName, SysfsTree(common.sysfsRoot),
+                                         DevTree(common.devRoot), &metrics_}),
           events_(loop_, registry_, metrics_),
           profileWatch_(loop_, events_, serve.vgpuProfileInterval)
     {
-        // The index's subscribers: the kubelet's device plugin API, and the
-        // SR-IOV profile watch, which starts and stops with the VFs.
+        // The index's subscribers: the kubelet's device plugin API, then DRA
+        // (so that a device moving to DRA has left the device plugin API
+        // first), and the SR-IOV profile watch, which starts and stops with
+        // the VFs.
         events_.subscribe(plugins_);
+        events_.subscribe(dra_);
         events_.subscribe(profileWatch_);
     }
 
@@ -96,6 +106,19 @@ public:
                 return 1;
             }
             config_->watch(loop_);
+            config_->setWithdrawalWait([this](std::function<void()> next) {
+                dra_.whenPublished(kWithdrawalWait, [next = std::move(next)](bool published) {
+                    if (!published)
+                        log::warn("the DRA side could not withdraw moving devices in time; offering them by "
+                                  "their new API anyway",
+                                  {{"waited_s", std::to_string(kWithdrawalWait.count() / 1000)}});
+                    next();
+                });
+            });
+            // With nothing to offer yet, DRA still publishes the node's
+            // (empty) pool and registers with the kubelet.
+            if (offersDra(config_->rules()))
+                dra_.start("the configuration offers devices through DRA");
         }
         startHealthTimer();
 
@@ -106,6 +129,7 @@ public:
         config_.reset();
         healthPass_.reset();
         profileWatch_.stop();
+        dra_.stop();
         uevents_.reset();
         pluginDirWatch_.reset();
         devWatch_.reset();
@@ -150,7 +174,9 @@ private:
     {
         auto server = ProbeServer::start(fmt::format("0.0.0.0:{}", serve_.probePort),
                                          {.live = [this] { return askLoop([this] { return plugins_.live(); }); },
-                                          .ready = [this] { return askLoop([this] { return plugins_.allRegistered(); }); }});
+                                          .ready = [this] {
+                                              return askLoop([this] { return plugins_.allRegistered() && dra_.ready(); });
+                                          }});
         if (!server) {
             log::error("cannot serve the health probes; is --probe-port free?",
                        {{"port", std::to_string(serve_.probePort)}, {"error", server.error()}});
@@ -224,6 +250,7 @@ private:
     PrometheusMetrics metrics_;
     DeviceRegistry registry_;
     PluginManager plugins_;
+    dra::DraSide dra_;
     EventDispatch events_;
     VgpuProfileWatch profileWatch_;
     std::unique_ptr<ProbeServer> probes_;
