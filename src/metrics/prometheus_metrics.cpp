@@ -101,7 +101,26 @@ PrometheusMetrics::PrometheusMetrics(const std::string &version)
                           .Name("kvgpu_event_to_publish_seconds")
                           .Help("Time from an event reaching the plugin to its devices being published")
                           .Register(*registry_)
-                          .Add({}, kLatencyBuckets))
+                          .Add({}, kLatencyBuckets)),
+      draSyncs_(prometheus::BuildCounter()
+                    .Name("kvgpu_dra_slice_syncs_total")
+                    .Help("DRA: syncs of this node's ResourceSlices with the API server, by result (success, "
+                          "failure; a failure is retried with backoff)")
+                    .Register(*registry_)),
+      draPool_(prometheus::BuildGauge()
+                   .Name("kvgpu_dra_pool")
+                   .Help("DRA: what the API server holds of this node's pool after the last successful sync "
+                         "(what: slices, devices)")
+                   .Register(*registry_)),
+      draClaims_(prometheus::BuildCounter()
+                     .Name("kvgpu_dra_claims_total")
+                     .Help("DRA: claims the kubelet asked to prepare or unprepare, by call and result (success, "
+                           "failure)")
+                     .Register(*registry_)),
+      draRegistered_(prometheus::BuildGauge()
+                         .Name("kvgpu_dra_registered")
+                         .Help("DRA: 1 when the kubelet accepted the DRA plugin's registration, else 0")
+                         .Register(*registry_))
 {
     prometheus::BuildGauge()
         .Name("kvgpu_build_info")
@@ -187,6 +206,23 @@ void PrometheusMetrics::configReload(std::string_view result)
 {
     reloads_.Add({{"result", bounded(result, kReloadResults)}}).Increment();
 }
+
+void PrometheusMetrics::draSlicesSynced(bool succeeded, std::size_t slices, std::size_t devices)
+{
+    draSyncs_.Add({{"result", succeeded ? "success" : "failure"}}).Increment();
+    if (!succeeded)
+        return;
+    draPool_.Add({{"what", "slices"}}).Set(static_cast<double>(slices));
+    draPool_.Add({{"what", "devices"}}).Set(static_cast<double>(devices));
+}
+
+void PrometheusMetrics::draClaimCall(std::string_view call, bool succeeded)
+{
+    draClaims_.Add({{"call", call == "unprepare" ? "unprepare" : "prepare"}, {"result", succeeded ? "success" : "failure"}})
+        .Increment();
+}
+
+void PrometheusMetrics::draRegistered(bool registered) { draRegistered_.Add({}).Set(registered ? 1 : 0); }
 
 void PrometheusMetrics::activeConfig(const std::string &hash, unsigned generation)
 {

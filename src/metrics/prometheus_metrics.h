@@ -41,6 +41,9 @@ public:
     void configReload(std::string_view result) override;
     void activeConfig(const std::string &hash, unsigned generation) override;
     void eventToPublish(std::chrono::nanoseconds latency) override;
+    void draSlicesSynced(bool succeeded, std::size_t slices, std::size_t devices) override;
+    void draClaimCall(std::string_view call, bool succeeded) override;
+    void draRegistered(bool registered) override;
 
     // The exposition as a scrape would see it.
     std::string render() const;
@@ -60,6 +63,10 @@ private:
     prometheus::Family<prometheus::Gauge> &configGeneration_;
     prometheus::Family<prometheus::Gauge> &configInfo_;
     prometheus::Histogram &eventToPublish_;
+    prometheus::Family<prometheus::Counter> &draSyncs_;
+    prometheus::Family<prometheus::Gauge> &draPool_;
+    prometheus::Family<prometheus::Counter> &draClaims_;
+    prometheus::Family<prometheus::Gauge> &draRegistered_;
 
     std::mutex mutex_;
     // The unhealthy-device series of each resource, by device id.
