@@ -198,3 +198,70 @@ resources:
         if (row.id == "0000:41:00.5")
             CHECK(row.reason.find("excluded by rule resources[0]") != std::string::npos);
 }
+
+TEST_CASE("api: each advertised device carries the API its rule or the node's default gives it")
+{
+    auto names = nvidiaNames();
+    NodeRules rules = rulesOf(R"(version: 1
+api: dra
+resources:
+  - name: nvidia.com/t4
+    api: device-plugin
+    match: {deviceIds: ["10de:1eb8"]}
+)");
+    Inventory inventory = deriveInventory(standardNode(), names, &rules);
+    auto apiOf = [&](const std::string &resource) {
+        return inventory.resources.at(resource).devices.front().api;
+    };
+    CHECK(apiOf("nvidia.com/t4") == DeviceApi::DevicePlugin);
+    CHECK(apiOf("nvidia.com/GA100_A100_PCIE_40GB") == DeviceApi::Dra);
+    CHECK(apiOf("nvidia.com/NVIDIA_L4-1Q") == DeviceApi::Dra);
+    CHECK(rowOf(inventory, "0000:67:00.0").api == "device-plugin");
+    CHECK(rowOf(inventory, "aa618089-8b16-4d01-a136-25a0f3c73123").api == "dra");
+    // Without `api` nothing changes: every device stays with the device plugin API.
+    NodeRules plain = rulesOf("version: 1\nresources: []\n");
+    for (const auto &[name, resource] : deriveInventory(standardNode(), names, &plain).resources)
+        for (const AdvertisedDevice &device : resource.devices)
+            CHECK(device.api == DeviceApi::DevicePlugin);
+}
+
+TEST_CASE("a resource name offered through both APIs is refused before it applies")
+{
+    auto names = nvidiaNames();
+    NodeRules rules = rulesOf(R"(version: 1
+resources:
+  - name: nvidia.com/gpu
+    api: dra
+    match: {deviceIds: ["10de:1eb8"]}
+  - name: nvidia.com/gpu
+    match: {kind: passthrough}
+)");
+    Result<void> fits = checkKinds(standardNode(), HealthHistories{}, names, rules);
+    REQUIRE_FALSE(fits.ok());
+    CHECK(fits.error().find("resource nvidia.com/gpu would be offered both through device-plugin") != std::string::npos);
+    CHECK(fits.error().find("and through dra") != std::string::npos);
+    CHECK(fits.error().find("a resource is offered by one API") != std::string::npos);
+}
+
+TEST_CASE("while a reload moves devices between the APIs, they are offered by neither")
+{
+    auto names = nvidiaNames();
+    auto before = std::make_shared<const NodeRules>(rulesOf("version: 1\nresources: []\n"));
+    NodeRules moving = rulesOf(R"(version: 1
+resources:
+  - name: nvidia.com/t4
+    api: dra
+    match: {deviceIds: ["10de:1eb8"]}
+)");
+    moving.previous = before;
+    Inventory during = deriveInventory(standardNode(), names, &moving);
+    CHECK(idsOf(during, "nvidia.com/t4").empty());
+    CHECK(rowOf(during, "0000:67:00.0").reason ==
+          "moving from device-plugin to dra: withheld until device-plugin has withdrawn it");
+    // Devices whose API does not change stay offered throughout.
+    CHECK(idsOf(during, "nvidia.com/GA100_A100_PCIE_40GB") ==
+          std::vector<std::string>{"0000:65:00.0", "0000:66:00.0"});
+    moving.previous.reset();
+    Inventory after = deriveInventory(standardNode(), names, &moving);
+    CHECK(idsOf(after, "nvidia.com/t4") == std::vector<std::string>{"0000:67:00.0"});
+}
