@@ -8,6 +8,7 @@ packages=(
   meson ninja-build pkg-config g++
   libudev-dev libuv1-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libfmt-dev pci.ids libcli11-dev libyaml-cpp-dev prometheus-cpp-dev
+  libcurl4-openssl-dev nlohmann-json3-dev
   # tests, demo and benchmarks
   doctest-dev umockdev libumockdev-dev python3 python3-yaml prometheus
   # sanitizer and fuzzing builds
@@ -15,8 +16,6 @@ packages=(
   # the real-Kubernetes bench: the container image (scripts/image.sh) and the
   # tools its scripts use; Go builds the Kubernetes components (tests/cluster)
   podman debootstrap runc iproute2 util-linux openssl curl
-  # the DRA side: the API-server client (libcurl) and its JSON
-  libcurl4-openssl-dev nlohmann-json3-dev
 )
 
 missing=()
