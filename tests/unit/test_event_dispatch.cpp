@@ -3,6 +3,7 @@
 // rebuilt from each publish's changes) after events from each source, and how often
 // the node is rescanned (every rescan names each GPU once, which the fake
 // pci.ids counts).
+#include "app/config_reloader.h"
 #include "app/event_dispatch.h"
 #include "fake_names.h"
 #include "temp_tree.h"
@@ -219,4 +220,52 @@ TEST_CASE("a GPU whose group node comes in the same batch is reported once, as i
     CHECK(change.id == "0000:67:00.0");
     CHECK(change.healthy);
     CHECK(change.reason.empty());
+}
+
+TEST_CASE("a reload that moves a device to DRA withdraws it from both APIs before DRA offers it")
+{
+    Node node;
+    TempTree config;
+    config.write("config.yaml", "version: 1\nresources: []\n");
+    ConfigReloader reloader(config.root() + "/config.yaml", "node-a", Metrics::none(), node.events);
+    REQUIRE(reloader.loadAtStart().ok());
+    std::function<void()> afterWithdrawal;
+    reloader.setWithdrawalWait([&](std::function<void()> next) { afterWithdrawal = std::move(next); });
+    node.events.initialScan();
+    // The API that offers `id`, in whichever resource.
+    auto offered = [&](const std::string &id) -> std::optional<DeviceApi> {
+        for (const auto &[name, list] : node.recorder.lists)
+            if (auto it = list.find(id); it != list.end())
+                return it->second.api;
+        return std::nullopt;
+    };
+    REQUIRE(offered("0000:65:00.0") == DeviceApi::DevicePlugin);
+
+    config.write("config.yaml", "version: 1\nresources:\n  - name: nvidia.com/t4-dra\n    api: dra\n"
+                                "    match: {addresses: [\"0000:65:00.0\"]}\n");
+    reloader.reload();
+    // Step one: offered by neither, while the other T4 stays where it was.
+    CHECK_FALSE(offered("0000:65:00.0").has_value());
+    CHECK(offered("0000:66:00.0") == DeviceApi::DevicePlugin);
+    REQUIRE(afterWithdrawal);
+    // Step two, once the withdrawal is out: DRA offers it.
+    afterWithdrawal();
+    CHECK(offered("0000:65:00.0") == DeviceApi::Dra);
+    CHECK(offered("0000:66:00.0") == DeviceApi::DevicePlugin);
+}
+
+TEST_CASE("a reload that involves no DRA applies in one step, as before")
+{
+    Node node;
+    TempTree config;
+    config.write("config.yaml", "version: 1\nresources: []\n");
+    ConfigReloader reloader(config.root() + "/config.yaml", "node-a", Metrics::none(), node.events);
+    REQUIRE(reloader.loadAtStart().ok());
+    bool waited = false;
+    reloader.setWithdrawalWait([&](std::function<void()>) { waited = true; });
+    node.events.initialScan();
+    config.write("config.yaml", "version: 1\nresources:\n  - name: nvidia.com/t4\n");
+    reloader.reload();
+    CHECK_FALSE(waited);
+    CHECK(node.recorder.lists["nvidia.com/t4"].size() == 2);
 }
