@@ -272,6 +272,10 @@ int runDaemon(const CommonOptions &common, const ServeOptions &serve)
     // signals reach the loop's signalfds, and a SIGTERM sent during start-up
     // waits for the loop rather than killing the process.
     blockSignals({SIGTERM, SIGINT, SIGHUP});
+    // A peer that closes a connection while we write to it (the API server
+    // under OpenSSL's writes, a kubelet) is an error of that call, never a
+    // reason to die.
+    std::signal(SIGPIPE, SIG_IGN);
     Daemon daemon(common, serve);
     return daemon.run();
 }
