@@ -8,6 +8,10 @@ bool DraPool::apply(const IndexChanges &changes)
 {
     bool changed = false;
     for (const auto &[resource, everyApi] : changes.resources) {
+        // The common case without DRA: nothing of this delta is ours, and
+        // nothing it removes was.
+        if (devices_.empty() && allOfferedBy(everyApi, DeviceApi::DevicePlugin))
+            continue;
         const ResourceDelta delta = restrictTo(everyApi, DeviceApi::Dra);
         for (const std::string &id : delta.removed) {
             auto name = nameOfId_.find(id);

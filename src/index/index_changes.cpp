@@ -12,6 +12,11 @@ void applyDelta(DeviceMap &devices, const ResourceDelta &delta)
         devices.insert_or_assign(device.id, device);
 }
 
+bool allOfferedBy(const ResourceDelta &delta, DeviceApi api)
+{
+    return std::all_of(delta.set.begin(), delta.set.end(), [api](const AdvertisedDevice &d) { return d.api == api; });
+}
+
 ResourceDelta restrictTo(ResourceDelta delta, DeviceApi api)
 {
     auto other = std::stable_partition(delta.set.begin(), delta.set.end(),

@@ -50,6 +50,9 @@ void applyDelta(DeviceMap &devices, const ResourceDelta &delta);
 // The change as the subscriber of one API sees it: a device the other API
 // offers now is removed from its view, as a device that left is.
 ResourceDelta restrictTo(ResourceDelta delta, DeviceApi api);
+// Whether every device `delta` sets is offered by `api` (then restrictTo
+// would change nothing, and the delta is used as it is).
+bool allOfferedBy(const ResourceDelta &delta, DeviceApi api);
 // The resource `name` as a whole list.
 Resource toResource(const std::string &name, DeviceKind kind, const DeviceMap &devices);
 

@@ -85,8 +85,13 @@ void PluginManager::apply(const std::string &name, const ResourceDelta &everyApi
     if (shutDown_)
         return;
     // Devices that DRA offers are not ours: a resource only DRA offers gets no
-    // server, and a device that moved to DRA is withdrawn here.
-    const ResourceDelta delta = restrictTo(everyApi, DeviceApi::DevicePlugin);
+    // server, and a device that moved to DRA is withdrawn here. Without DRA
+    // the delta is used as it is, uncopied.
+    ResourceDelta restricted;
+    const bool mixed = !allOfferedBy(everyApi, DeviceApi::DevicePlugin);
+    if (mixed)
+        restricted = restrictTo(everyApi, DeviceApi::DevicePlugin);
+    const ResourceDelta &delta = mixed ? restricted : everyApi;
     auto it = entries_.find(name);
     if (it == entries_.end() && delta.set.empty())
         return;
