@@ -517,8 +517,14 @@ def story_restarts(bench):
     check(set(devices) == want, f"after the kubelet restart {sorted(devices)} != {sorted(want)}")
     pod = bench.api.get("/api/v1/namespaces/default/pods/across-kubelet")
     check(pod["status"]["phase"] == "Running", f"across-kubelet is {pod['status']['phase']}")
+    t0 = time.monotonic()
     bench.api.delete("/api/v1/namespaces/default/pods/across-kubelet")
     wait_gone(bench, files, "the files of a claim prepared before the kubelet's restart")
+    log(f"figure: kubelet restart, then pod deleted -> its claim unprepared: {time.monotonic() - t0:.2f} s")
+    with open(bench.plugin_log) as f:
+        for line in f:
+            if "ResourceClaim" in line or "not unprepared" in line or "not prepared" in line:
+                log("plugin: " + line.rstrip()[:300])
     bench.assert_plugin_running()
 
 
