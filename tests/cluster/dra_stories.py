@@ -44,6 +44,17 @@ def check(cond, msg):
         raise StoryFailure(msg)
 
 
+def assert_no_refusals(bench):
+    """The plugin, with only rbac.yaml's rights, was refused nothing by the
+    API server (its errors name the HTTP status)."""
+    bench.assert_plugin_running()
+    for run in range(1, bench.plugin_runs + 1):
+        path = os.path.join(bench.work, f"plugin.{run}.log")
+        with open(path) as f:
+            refused = [l.strip() for l in f if "HTTP 403" in l or "HTTP 401" in l]
+        check(not refused, f"the API server refused the plugin (run {run}): {refused[:3]}")
+
+
 # -- what the slices should say ----------------------------------------------
 def dra_name(kind, ident):
     """The plugin's DRA device name (src/dra/device_names.h)."""
@@ -308,7 +319,7 @@ def story_slices(bench):
     log(f"figure: vGPU removed -> slice entry gone (watch): {time.monotonic() - t0:.2f} s")
     bad = mismatches(devices, expected_devices(bench))
     check(not bad, "after the vGPU's removal:\n  " + "\n  ".join(bad))
-    bench.assert_plugin_running()
+    assert_no_refusals(bench)
 
 
 # -- 2 ---------------------------------------------------------------------------
@@ -367,6 +378,8 @@ def claim_story(bench, direct):
         for m in dev["mounts"]:
             mounts[m["containerPath"]] = m["hostPath"]
     host, device, doc = virt_launcher_metadata(bench, mounts, kind_dir, claim_dir, request)
+    log(f"the compute container's CDI devices {rec['cdi_devices']} resolve to device nodes {nodes} and "
+        f"mounts {meta_edits['mounts']}; virt-launcher's metadata device: {device}")
     check(device.get("driver") == DRV and device.get("pool") == bench.node_name and device.get("name") == want_device,
           f"metadata device {device}")
     check(doc["metadata"].get("uid") == uid, f"metadata names claim uid {doc['metadata'].get('uid')}, not {uid}")
@@ -385,7 +398,7 @@ def claim_story(bench, direct):
     wait_gone(bench, [os.path.join(bench.cdi_dir, f) for f in files] + [bench.host_path(host)],
               "the CDI specs and the metadata file removed at unprepare")
     log(f"figure: pod deleted -> CDI specs and metadata gone: {time.monotonic() - t0:.2f} s")
-    bench.assert_plugin_running()
+    assert_no_refusals(bench)
 
 
 def story_claim_template(bench):
@@ -454,7 +467,7 @@ def story_health(bench):
     log(f"figure: /dev/vfio/40 back -> waiting pod Running: {time.monotonic() - t0:.2f} s")
     check(allocated(claim_of(bench, "waiter", "gpu-claim")) == [("gpu", DRV, bench.node_name, A100_DEVICE)],
           "the waiter did not get the A100")
-    bench.assert_plugin_running()
+    assert_no_refusals(bench)
 
 
 # -- 4 ---------------------------------------------------------------------------
@@ -532,7 +545,7 @@ def story_restarts(bench):
     bench.api.delete("/api/v1/namespaces/default/pods/across-kubelet")
     wait_gone(bench, files, "the files of a claim prepared before the kubelet's restart")
     log(f"figure: kubelet restart, then pod deleted -> its claim unprepared: {time.monotonic() - t0:.2f} s")
-    bench.assert_plugin_running()
+    assert_no_refusals(bench)
 
 
 # -- 5 ---------------------------------------------------------------------------
@@ -640,7 +653,7 @@ def story_move(bench):
     devices = bench.wait_slices(lambda devs: True, "the slices after the move back")
     bad = mismatches(devices, expected_devices(bench))
     check(not bad, "after the move back:\n  " + "\n  ".join(bad))
-    bench.assert_plugin_running()
+    assert_no_refusals(bench)
 
 
 def published_devices_of(objects):
