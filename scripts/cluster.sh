@@ -27,7 +27,7 @@ cache=${KVGPU_GO_CACHE:-/var/cache/kvgpu-go}
 bin=$cache/bin
 state=${KVGPU_CLUSTER_DIR:-/tmp/kvgpu-cluster}
 node=${KVGPU_CLUSTER_NODE:-kvgpu-node}
-components=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl fakecri)
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl fakecri cdicheck)
 
 log() { echo "cluster: $*" >&2; }
 skip() { echo "cluster: skipped: $*" >&2; exit 77; }
@@ -41,6 +41,7 @@ package_of() {
     case $1 in
     etcd) echo go.etcd.io/etcd/server/v3 ;;
     fakecri) echo ./fakecri ;;
+    cdicheck) echo ./cdicheck ;;
     kubectl) echo k8s.io/kubernetes/cmd/kubectl ;;
     *) echo "k8s.io/kubernetes/cmd/$1" ;;
     esac
@@ -49,10 +50,13 @@ package_of() {
 build() {
     local missing=() c
     for c in "${components[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
-    # The fake CRI is ours: rebuild it when its source is newer than the binary.
-    if [ -x "$bin/fakecri" ] && [ "$root/tests/cluster/fakecri/main.go" -nt "$bin/fakecri" ]; then
-        missing+=(fakecri)
-    fi
+    # The fake CRI and the CDI check (the DRA stories') are ours: rebuild
+    # them when their source is newer than the binary.
+    for c in fakecri cdicheck; do
+        if [ -x "$bin/$c" ] && [ "$root/tests/cluster/$c/main.go" -nt "$bin/$c" ]; then
+            missing+=("$c")
+        fi
+    done
     ((${#missing[@]})) || return 0
     # Where the machine's Go lives when the PATH does not name it.
     command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH=$PATH:/usr/local/go/bin

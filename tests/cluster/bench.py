@@ -32,6 +32,12 @@ PRELOAD = "libumockdev-preload.so.0"
 # Deadlines: generous, since they only matter when something is broken.
 SCALE = float(os.environ.get("KVGPU_TIMEOUT_MULTIPLIER", "1"))
 WAIT = 60 * SCALE
+# The DRA side (manifests/dra/): the driver name the plugin uses by default,
+# and a configuration that offers every device through DRA.
+DRA_DRIVER = "gpu.kubevirt-gpu-device-plugin.github.io"
+DRA_ALL = "version: 1\napi: dra\nresources: []\n"
+DRA_NAMESPACE = "kubevirt-gpu-device-plugin"
+DRA_SERVICE_ACCOUNT = "kubevirt-gpu-device-plugin"
 
 
 class Skip(Exception):
@@ -80,6 +86,46 @@ class Api:
             if e.code == 404:
                 return None
             raise
+
+    def watch_collection_until(self, collection, predicate, timeout, what, selector=None):
+        """Lists and then watches `collection` (optionally narrowed by a field
+        selector) until predicate(objects) holds, `objects` being a dict of
+        the collection's current objects by name; returns that dict."""
+        deadline = time.monotonic() + timeout
+        query = f"fieldSelector={urllib.parse.quote(selector)}&" if selector else ""
+        objects = {}
+        while True:
+            listed = self.get(f"{collection}?{query.rstrip('&')}")
+            objects = {o["metadata"]["name"]: o for o in listed["items"]}
+            if predicate(objects):
+                return objects
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            rv = listed["metadata"]["resourceVersion"]
+            url = (f"{collection}?{query}watch=1&resourceVersion={rv}"
+                   f"&timeoutSeconds={max(1, int(remaining + 0.999))}&allowWatchBookmarks=false")
+            try:
+                with self._open(url, remaining + 5) as stream:
+                    for line in stream:
+                        event = json.loads(line)
+                        if event["type"] == "ERROR":
+                            break  # relist (e.g. 410 Gone)
+                        name = event["object"]["metadata"]["name"]
+                        if event["type"] == "DELETED":
+                            objects.pop(name, None)
+                        else:
+                            objects[name] = event["object"]
+                        if predicate(objects):
+                            return objects
+                        if time.monotonic() >= deadline:
+                            break
+            except (TimeoutError, OSError):
+                pass
+            if time.monotonic() >= deadline:
+                break
+        detail = json.dumps(objects, indent=1)[:6000]
+        raise StoryFailure(f"timed out after {timeout:.0f} s waiting for {what}; last objects: {detail}")
 
     def watch_until(self, collection, name, predicate, timeout, what, on_fail=None):
         """Lists and then watches the object `name` of `collection` (an API path
@@ -232,6 +278,9 @@ class Bench:
         self.plugin_runs = 0
         self.node = None
         self.api = None
+        self.config_file = None
+        self.dra_kubeconfig = None
+        self.cdi_dir = None
 
     # -- lifetime
     def __enter__(self):
@@ -300,27 +349,54 @@ class Bench:
         return ["--sysfs-root", self.node.sysfs_root, "--dev-root", self.node.dev_root,
                 "--plugin-dir", "/var/lib/kubelet/device-plugins"]
 
-    def list_resources(self):
+    def list_json(self, config_text=None):
+        """`list --json` as the plugin sees the node, with `config_text` as
+        its --config when given."""
+        flags = self.plugin_flags()
+        if config_text is not None:
+            path = os.path.join(self.work, "list-config.yaml")
+            with open(path, "w") as f:
+                f.write(config_text)
+            flags += ["--config", path]
+        r = subprocess.run(["nsenter", "-t", self.vals["NS_PID"], "-m", "--", PLUGIN, "list", "--json", *flags],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+        return json.loads(r.stdout)
+
+    def list_resources(self, config_text=None):
         """`list --json` as the plugin sees the node: {resource: healthy count}."""
-        r = subprocess.run(["nsenter", "-t", self.vals["NS_PID"], "-m", "--", PLUGIN, "list", "--json",
-                            *self.plugin_flags()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           check=True)
         counts = {}
-        for d in json.loads(r.stdout)["devices"]:
+        for d in self.list_json(config_text)["devices"]:
             if d["resource"]:
                 counts.setdefault(d["resource"], 0)
                 if d["health"] == "Healthy":
                     counts[d["resource"]] += 1
         return counts
 
-    def start_plugin(self, daemonset_ports=False):
+    def write_config(self, text):
+        """Replaces the --config file the running plugin reads, as an editor
+        saves (a new file renamed over the old one)."""
+        tmp = self.config_file + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.config_file)
+
+    def start_plugin(self, daemonset_ports=False, config_text=None, extra_args=()):
         """Starts the plugin as the DaemonSet does (its args, the shipped
         ConfigMap, NODE_NAME), with the simulated node's sysfs and /dev in
-        place of the host's, in the bench's mount namespace."""
+        place of the host's, in the bench's mount namespace. `config_text`
+        replaces the shipped configuration (in a directory of its own, which
+        the plugin watches); `extra_args` go after the DaemonSet's."""
         self.plugin_runs += 1
-        cfg = os.path.join(self.work, "config.yaml")
+        if config_text is None:
+            cfg = os.path.join(self.work, "config.yaml")
+            text = shipped_config()
+        else:
+            os.makedirs(os.path.join(self.work, "config"), exist_ok=True)
+            cfg = os.path.join(self.work, "config", "config.yaml")
+            text = config_text
+        self.config_file = cfg
         with open(cfg, "w") as f:
-            f.write(shipped_config())
+            f.write(text)
         state_dir = os.path.join(self.work, "plugin-state")
         os.makedirs(state_dir, exist_ok=True)
         replace = {"--dev-root": self.node.dev_root, "--state-dir": state_dir, "--config": cfg,
@@ -333,7 +409,8 @@ class Bench:
         for a in daemonset_args():
             key = a.split("=", 1)[0]
             args.append(f"{key}={replace[key]}" if key in replace else a)
-        args += ["--sysfs-root", self.node.sysfs_root, "--plugin-dir", "/var/lib/kubelet/device-plugins"]
+        args += ["--sysfs-root", self.node.sysfs_root, "--plugin-dir", "/var/lib/kubelet/device-plugins",
+                 *extra_args]
         self.plugin_log = os.path.join(self.work, f"plugin.{self.plugin_runs}.log")
         env = dict(os.environ, LD_PRELOAD=PRELOAD, UMOCKDEV_DIR=self.node.umockdev_dir,
                    NODE_NAME=self.node_name)
@@ -342,6 +419,75 @@ class Bench:
                                            stdout=out, stderr=subprocess.STDOUT, env=env)
         log(f"plugin started (pid {self.plugin.pid}): {' '.join(args)}")
         return time.monotonic()
+
+    def setup_dra(self):
+        """Applies manifests/dra/'s DeviceClasses and RBAC (not its DaemonSet)
+        and writes a kubeconfig with a token of the plugin's ServiceAccount,
+        so the plugin has exactly the rights rbac.yaml grants. Once per bench."""
+        if self.dra_kubeconfig:
+            return self.dra_kubeconfig
+        dra = os.path.join(SOURCE_ROOT, "manifests", "dra")
+        self.kubectl("apply", "-f", os.path.join(dra, "deviceclasses.yaml"))
+        self.kubectl("create", "namespace", DRA_NAMESPACE)
+        self.kubectl("apply", "-f", os.path.join(dra, "rbac.yaml"))
+        token = self.kubectl("create", "token", DRA_SERVICE_ACCOUNT, "-n", DRA_NAMESPACE,
+                             "--duration", "2h").strip()
+        with open(self.kubeconfig) as f:
+            admin = yaml.safe_load(f)
+        cluster = admin["clusters"][0]["cluster"]
+        path = os.path.join(self.work, "dra.kubeconfig")
+        with open(path, "w") as f:
+            yaml.safe_dump({
+                "apiVersion": "v1", "kind": "Config",
+                "clusters": [{"name": "bench", "cluster": {"server": cluster["server"],
+                                                           "certificate-authority": cluster["certificate-authority"]}}],
+                "users": [{"name": "dra-plugin", "user": {"token": token}}],
+                "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "dra-plugin"}}],
+                "current-context": "bench",
+            }, f)
+        self.dra_kubeconfig = path
+        self.cdi_dir = os.path.join(self.work, "cdi")
+        os.makedirs(self.cdi_dir, exist_ok=True)
+        return path
+
+    def start_dra_plugin(self, config_text=DRA_ALL):
+        """start_plugin with a configuration that offers devices through DRA,
+        the ServiceAccount's kubeconfig and a CDI directory in the work dir;
+        the kubelet's registry and plugins directories are its defaults
+        (inside the bench's private /var/lib/kubelet)."""
+        self.setup_dra()
+        return self.start_plugin(config_text=config_text,
+                                 extra_args=[f"--kubeconfig={self.dra_kubeconfig}", f"--cdi-dir={self.cdi_dir}"])
+
+    def host_path(self, path):
+        """A path of the bench's mount namespace (e.g. under /var/lib/kubelet)
+        as this process can open it."""
+        return f"/proc/{self.vals['NS_PID']}/root{path}"
+
+    def slice_collection(self):
+        return "/apis/resource.k8s.io/v1/resourceslices"
+
+    def dra_slice_selector(self):
+        return f"spec.driver={DRA_DRIVER},spec.nodeName={self.node_name}"
+
+    def wait_slices(self, predicate, what, timeout=WAIT):
+        """Watches this node's ResourceSlices of the plugin's driver until
+        predicate(devices) holds, `devices` being the published devices by
+        name (of complete pools at their highest generation); returns them."""
+        plugin = self.plugin
+        found = {}
+
+        def check(objects):
+            if plugin is not None and plugin.poll() is not None:
+                raise StoryFailure(f"the plugin exited with {plugin.returncode}")
+            devices = published_devices(objects.values())
+            if devices is not None and predicate(devices):
+                found["devices"] = devices
+                return True
+            return False
+        self.api.watch_collection_until(self.slice_collection(), check, timeout,
+                                        f"ResourceSlices: {what}", selector=self.dra_slice_selector())
+        return found["devices"]
 
     def start_plugin_image(self, image):
         """Starts the plugin from its container image, by podman in the bench's
@@ -423,9 +569,12 @@ class Bench:
                                     self._while_plugin_runs(predicate), timeout,
                                     f"pod {name}: {what}")
 
-    def create_pod(self, name, limits, namespace="default"):
+    def create_pod(self, name, limits, namespace="default", resource_claims=None, container_claims=None):
         """A pod shaped like KubeVirt's virt-launcher: one `compute` container
-        with limits on device-plugin resources."""
+        with limits on device-plugin resources; `resource_claims` go to
+        spec.resourceClaims and `container_claims` ([{name, request}]) to the
+        compute container's resources.claims, as virt-controller renders a
+        VMI with DRA GPUs."""
         pod = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"kubevirt.io": "virt-launcher"}},
@@ -442,6 +591,10 @@ class Bench:
                 }],
             },
         }
+        if resource_claims:
+            pod["spec"]["resourceClaims"] = resource_claims
+        if container_claims:
+            pod["spec"]["containers"][0]["resources"]["claims"] = container_claims
         return self.api.create(f"/api/v1/namespaces/{namespace}/pods", pod)
 
     def wait_pod_running(self, name):
@@ -459,6 +612,26 @@ class Bench:
                 if rec["pod"] == pod and rec["container"] == container:
                     out.append(rec)
         return out
+
+
+def published_devices(slices):
+    """The devices of ResourceSlices by name, as a scheduler sees them: per
+    pool only the slices of its highest generation, and None while a pool is
+    incomplete (fewer slices of that generation than resourceSliceCount)."""
+    pools = {}
+    for s in slices:
+        pool = s["spec"]["pool"]
+        pools.setdefault(pool["name"], []).append(s)
+    devices = {}
+    for items in pools.values():
+        gen = max(s["spec"]["pool"]["generation"] for s in items)
+        current = [s for s in items if s["spec"]["pool"]["generation"] == gen]
+        if len(current) != current[0]["spec"]["pool"]["resourceSliceCount"]:
+            return None
+        for s in current:
+            for d in s["spec"].get("devices") or []:
+                devices[d["name"]] = d
+    return devices
 
 
 def free_ports(n):
