@@ -1,6 +1,7 @@
 #include "dra/kubelet_plugin.h"
 
 #include "base/log.h"
+#include "rpc/unix_socket_server.h"
 #include "dra_health_v1alpha1.grpc.pb.h"
 #include "dra_v1.grpc.pb.h"
 #include "dra_v1beta1.grpc.pb.h"
@@ -87,70 +88,15 @@ std::vector<ClaimRef> claimsOf(const Request &request)
     return claims;
 }
 
-// A socket file as created by us: removed only while it is still that file,
-// so a successor's socket at the same path is left alone.
-struct SocketFile {
-    std::string path;
-    dev_t device = 0;
-    ino_t inode = 0;
-
-    static std::optional<SocketFile> identify(const std::string &path)
-    {
-        struct stat st {};
-        if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode))
-            return std::nullopt;
-        return SocketFile{path, st.st_dev, st.st_ino};
-    }
-
-    void remove() const
-    {
-        std::optional<SocketFile> now = identify(path);
-        if (now && now->device == device && now->inode == inode)
-            ::unlink(path.c_str());
-    }
-};
-
-// A gRPC server on a unix socket, and the socket file it made.
-struct ServedSocket {
-    std::unique_ptr<grpc::Server> server;
-    std::optional<SocketFile> file;
-};
-
-// Serves `services` on `path`. gRPC removes the path it listened on when it
-// shuts down, whoever's socket is there by then (a successor's, in a rolling
-// update), so it listens on a hidden temporary name, which the kubelet's
-// watcher ignores, and the socket is renamed into place: it appears at
-// `path` already listening, replaces a stale one atomically, and gRPC's
-// removal later misses. Anything but a socket at `path` is left alone and
-// refused.
+// Serves `services` on `path` (rpc/unix_socket_server.h), saying so when a
+// stale socket was replaced.
 Result<ServedSocket> serve(const std::string &path, std::initializer_list<grpc::Service *> services)
 {
-    struct stat st {};
-    const bool replacing = ::lstat(path.c_str(), &st) == 0;
-    if (replacing && !S_ISSOCK(st.st_mode))
-        return Error{path + " exists and is not a socket; remove it so that the DRA plugin can listen there"};
-    static std::atomic<unsigned> serial{0};
-    const std::string listening = std::filesystem::path(path).parent_path() /
-                                  ("." + std::to_string(::getpid()) + "-" + std::to_string(++serial));
-    if (listening.size() >= sizeof(sockaddr_un::sun_path))
-        return Error{"the socket path " + path + " is too long: its directory must leave room for a unix socket name"};
-
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("unix://" + listening, grpc::InsecureServerCredentials());
-    for (grpc::Service *service : services)
-        builder.RegisterService(service);
-    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-    if (!server)
-        return Error{"cannot serve the socket " + path + " (is the directory writable?)"};
-    if (::rename(listening.c_str(), path.c_str()) != 0) {
-        std::string reason = std::strerror(errno);
-        server->Shutdown(std::chrono::system_clock::now());
-        server->Wait();
-        return Error{"cannot move the socket into place at " + path + ": " + reason};
-    }
-    if (replacing)
+    bool replaced = false;
+    Result<ServedSocket> served = serveUnixSocket(path, services, &replaced);
+    if (served && replaced)
         log::info("replaced a stale socket", {{"path", path}});
-    return ServedSocket{std::move(server), SocketFile::identify(path)};
+    return served;
 }
 
 // One NodePrepareResources or NodeUnprepareResources call, from its arrival
@@ -484,7 +430,14 @@ public:
 
     void OnDone() override
     {
-        plugin_.healthStreamDone(this);
+        // gRPC orders OnDone after the constructor, but through code TSan
+        // does not see; the reactor's mutex says so in a way it does.
+        KubeletPluginImpl *plugin = nullptr;
+        {
+            std::lock_guard lock(mutex_);
+            plugin = &plugin_;
+        }
+        plugin->healthStreamDone(this);
         delete this;
     }
 

@@ -8,19 +8,17 @@ namespace kvgpu {
 Result<std::unique_ptr<ResourceServer>> ResourceServer::start(const std::string &socketPath,
                                                               std::unique_ptr<DevicePluginService> service)
 {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("unix://" + socketPath, grpc::InsecureServerCredentials());
-    builder.RegisterService(service.get());
-    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-    if (!server)
-        return Error{"cannot serve the device plugin socket " + socketPath +
-                     " (is the directory writable, and the path not a regular file or longer than 107 bytes?)"};
-    return std::unique_ptr<ResourceServer>(new ResourceServer(socketPath, std::move(service), std::move(server)));
+    Result<ServedSocket> served = serveUnixSocket(socketPath, {service.get()});
+    if (!served)
+        return Error{"cannot serve the device plugin socket: " + served.error()};
+    return std::unique_ptr<ResourceServer>(
+        new ResourceServer(socketPath, std::move(service), std::move(served).value()));
 }
 
 ResourceServer::ResourceServer(std::string socketPath, std::unique_ptr<DevicePluginService> service,
-                               std::unique_ptr<grpc::Server> server)
-    : socketPath_(std::move(socketPath)), service_(std::move(service)), server_(std::move(server))
+                               ServedSocket served)
+    : socketPath_(std::move(socketPath)), service_(std::move(service)), server_(std::move(served.server)),
+      socketFile_(std::move(served.file))
 {
 }
 
@@ -54,7 +52,8 @@ void ResourceServer::stopNow()
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
     server_->Wait();
     server_.reset();
-    ::unlink(socketPath_.c_str());
+    if (socketFile_)
+        socketFile_->remove();
 }
 
 GrpcEndpointFactory::GrpcEndpointFactory(SysfsTree sysfs, DevTree dev, Metrics &metrics)

@@ -18,9 +18,11 @@
 #include "sysfs/sysfs.h"
 #include "plugin/device_plugin_service.h"
 #include "plugin/resource_endpoint.h"
+#include "rpc/unix_socket_server.h"
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -46,13 +48,13 @@ public:
     const std::string &socketPath() const { return socketPath_; }
 
 private:
-    ResourceServer(std::string socketPath, std::unique_ptr<DevicePluginService> service,
-                   std::unique_ptr<grpc::Server> server);
+    ResourceServer(std::string socketPath, std::unique_ptr<DevicePluginService> service, ServedSocket served);
     void stopNow();
 
     const std::string socketPath_;
     std::unique_ptr<DevicePluginService> service_;
     std::unique_ptr<grpc::Server> server_; // touched by the stopper thread only, once it runs
+    std::optional<SocketFile> socketFile_; // the file we made; removed at stop only if it still is
     std::thread stopper_;
 };
 
