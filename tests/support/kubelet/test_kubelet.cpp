@@ -165,17 +165,19 @@ std::string_view statusCodeName(grpc::StatusCode code)
 // The Registration service only forwards to the kubelet, which owns the state.
 class TestKubelet::RegistrationService final : public v1beta1::Registration::Service {
 public:
-    explicit RegistrationService(TestKubelet& kubelet) : kubelet_(kubelet) {}
+    // `instance`: which start of the kubelet this server belongs to.
+    RegistrationService(TestKubelet& kubelet, int instance) : kubelet_(kubelet), instance_(instance) {}
 
     grpc::Status Register(grpc::ServerContext*, const v1beta1::RegisterRequest* request,
                           v1beta1::Empty*) override
     {
         return kubelet_.handleRegister(request->version(), request->endpoint(),
-                                       request->resource_name());
+                                       request->resource_name(), instance_);
     }
 
 private:
     TestKubelet& kubelet_;
+    const int instance_;
 };
 
 // One ListAndWatch call. The context lives here so that stop() and a newer
@@ -199,7 +201,7 @@ struct TestKubelet::Client {
 };
 
 TestKubelet::TestKubelet(std::string pluginDir)
-    : pluginDir_(std::move(pluginDir)), service_(std::make_unique<RegistrationService>(*this))
+    : pluginDir_(std::move(pluginDir))
 {
 }
 
@@ -230,12 +232,16 @@ void TestKubelet::start()
 
     grpc::ServerBuilder builder;
     builder.AddListeningPort("unix://" + path, grpc::InsecureServerCredentials());
-    builder.RegisterService(service_.get());
     {
         // Register may arrive as soon as the server starts.
         std::lock_guard lock(mu_);
         serving_ = true;
+        // A service per start, so that a Register knows which instance of
+        // the kubelet handles it; all are kept for the kubelet's life, as a
+        // late handler of a stopped server may still run in one.
+        services_.push_back(std::make_unique<RegistrationService>(*this, restarts_));
     }
+    builder.RegisterService(services_.back().get());
     server_ = builder.BuildAndStart();
     if (!server_) {
         std::lock_guard lock(mu_);
@@ -309,11 +315,19 @@ void TestKubelet::leaveStaleSocket() const
 void TestKubelet::restart()
 {
     stopServing(StaleSocket::Skip);
+    // Like the real kubelet (os.ReadDir, then a remove per name), the
+    // directory is read whole first: a socket a plugin serves again while
+    // the removal runs is not removed too.
     std::error_code error;
+    std::vector<std::filesystem::path> sockets;
     for (const auto& entry : std::filesystem::directory_iterator(pluginDir_, error)) {
         std::error_code statusError;
         if (entry.is_socket(statusError))
-            std::filesystem::remove(entry.path(), statusError);
+            sockets.push_back(entry.path());
+    }
+    for (const auto& socket : sockets) {
+        std::error_code removeError;
+        std::filesystem::remove(socket, removeError);
     }
     {
         std::lock_guard lock(mu_);
@@ -330,7 +344,7 @@ void TestKubelet::setDialTimeout(std::chrono::milliseconds timeout)
 }
 
 grpc::Status TestKubelet::handleRegister(const std::string& version, const std::string& endpoint,
-                                         const std::string& resource)
+                                         const std::string& resource, int instance)
 {
     auto refuse = [&](grpc::StatusCode code, std::string message) {
         return reject(Rejection{resource, endpoint, version, code, std::move(message),
@@ -362,12 +376,10 @@ grpc::Status TestKubelet::handleRegister(const std::string& version, const std::
     auto stub = v1beta1::DevicePlugin::NewStub(channel);
     v1beta1::DevicePluginOptions options;
     grpc::Status dialed;
-    int instance = 0; // which start of this kubelet handles the call
     {
         grpc::ClientContext context;
         {
             std::lock_guard lock(mu_);
-            instance = restarts_;
             if (!serving_)
                 dialed = {grpc::StatusCode::CANCELLED, "the kubelet is shutting down"};
             context.set_deadline(std::chrono::system_clock::now() + dialTimeout_);
@@ -379,9 +391,10 @@ grpc::Status TestKubelet::handleRegister(const std::string& version, const std::
         pendingDials_.erase(&context);
     }
     if (!dialed.ok()) {
-        // An instance stopped (or restarted, wiping the plugins' sockets) while
-        // it called the plugin back: the real kubelet's process is gone by
-        // then, and its failed call is nobody's rejection.
+        // The instance that handles the call stopped (or was restarted,
+        // wiping the plugins' sockets) before or while it called the plugin
+        // back: the real kubelet's process is gone by then, and its failed
+        // call is nobody's rejection.
         std::lock_guard lock(mu_);
         if (!serving_ || restarts_ != instance)
             return {grpc::StatusCode::UNAVAILABLE, "the kubelet stopped while it called the plugin back"};

@@ -174,7 +174,7 @@ private:
     struct Stream;
 
     grpc::Status handleRegister(const std::string& version, const std::string& endpoint,
-                                const std::string& resource);
+                                const std::string& resource, int instance);
     grpc::Status reject(Rejection rejection);
     void runStream(std::shared_ptr<Stream> stream);
     std::shared_ptr<Client> clientFor(const std::string& resource) const;
@@ -194,7 +194,7 @@ private:
 
     // Created once and kept until destruction: gRPC needs the service to
     // outlive every server that was built with it.
-    const std::unique_ptr<RegistrationService> service_;
+    std::vector<std::unique_ptr<RegistrationService>> services_; // one per start; guarded by mu_
     // Guarded by lifecycleMutex_; handlers never touch it.
     std::unique_ptr<grpc::Server> server_;
 
