@@ -225,8 +225,14 @@ void SlicePublisher::syncLoop()
             version = wantedVersion_;
         }
         std::size_t slices = 0;
+        const auto started = std::chrono::steady_clock::now();
         Result<void> synced = syncOnce(devices);
         if (synced) {
+            log::debug("ResourceSlices synced",
+                       {{"version", std::to_string(version)},
+                        {"us", std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                  std::chrono::steady_clock::now() - started)
+                                                  .count())}});
             slices = lastSliceCount_;
             if (!lastError.empty())
                 log::info("ResourceSlices published again", {{"driver", options_.driver}});
@@ -262,10 +268,20 @@ void SlicePublisher::watchLoop()
             path,
             [this](std::string_view line) {
                 nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
-                // Any change, ours included, is checked by a sync: one that
-                // finds the server as wanted writes nothing.
-                if (field<std::string>(event, "type").value_or("") != "BOOKMARK")
-                    requestResync();
+                if (field<std::string>(event, "type").value_or("") == "BOOKMARK")
+                    return;
+                // The echo of our own write changes nothing. Anything else
+                // (the kubelet's wipe, another writer) makes our copy of the
+                // server's slices unknown and is checked by a sync, which
+                // writes only what differs.
+                auto version = field<std::string>(member(member(event, "object"), "metadata"), "resourceVersion");
+                std::lock_guard lock(mutex_);
+                if (version && held_ && ourVersions_.contains(*version))
+                    return;
+                held_.reset();
+                ourVersions_.clear();
+                resync_ = true;
+                changed_.notify_all();
             },
             stopFlag_);
         if (stopFlag_)
@@ -311,22 +327,40 @@ Result<void> SlicePublisher::syncOnce(const DevicesByName &devices)
     std::vector<nlohmann::json> wanted = splitDevices(std::move(entries));
     const auto count = static_cast<std::int64_t>(wanted.size());
 
-    // What the server holds.
-    const std::string selector =
-        queryEscape(fmt::format("spec.nodeName={},spec.driver={}", options_.nodeName, options_.driver));
-    Result<kube::Response> listed = client_.request("GET", fmt::format("{}?fieldSelector={}", kSlices, selector));
-    if (!listed)
-        return Error{listed.error()};
-    if (!listed->succeeded())
-        return failed("list ResourceSlices", *listed);
-    Result<nlohmann::json> list = parseBody(*listed, "list ResourceSlices");
-    if (!list)
-        return Error{list.error()};
+    // What the server holds: as this thread last saw it when nobody else has
+    // changed the node's slices since (the watch says), else listed again. A
+    // write against a stale copy fails with a conflict and is retried after
+    // a fresh list.
+    std::optional<std::vector<nlohmann::json>> cached;
+    {
+        std::lock_guard lock(mutex_);
+        cached = held_;
+    }
+    std::vector<nlohmann::json> items;
+    if (cached) {
+        items = std::move(*cached);
+    } else {
+        log::debug("listing ResourceSlices");
+        Result<std::vector<nlohmann::json>> listed = listSlices();
+        if (!listed)
+            return Error{listed.error()};
+        items = std::move(listed).value();
+        remember(items);
+    }
+    // From here on, whatever fails leaves the copy unknown.
+    struct Forget {
+        SlicePublisher &publisher;
+        bool armed = true;
+        ~Forget()
+        {
+            if (armed)
+                publisher.forgetHeld();
+        }
+    } forget{*this};
     std::vector<HeldSlice> held;
-    if (const nlohmann::json &items = member(*list, "items"); items.is_array())
-        for (const nlohmann::json &item : items)
-            if (std::optional<HeldSlice> slice = heldSliceOf(item))
-                held.push_back(std::move(*slice));
+    for (const nlohmann::json &item : items)
+        if (std::optional<HeldSlice> slice = heldSliceOf(item))
+            held.push_back(std::move(*slice));
 
     std::int64_t maxGeneration = 0;
     for (const HeldSlice &slice : held)
@@ -351,8 +385,10 @@ Result<void> SlicePublisher::syncOnce(const DevicesByName &devices)
             changed.push_back(i);
     }
     lastSliceCount_ = wanted.size();
-    if (changed.empty() && obsolete.empty())
+    if (changed.empty() && obsolete.empty()) {
+        forget.armed = false;
         return {};
+    }
 
     // One slice changed in place keeps the generation; anything more is a new
     // generation, so that consumers never mix two states of the pool.
@@ -374,6 +410,10 @@ Result<void> SlicePublisher::syncOnce(const DevicesByName &devices)
             return Error{deleted.error()};
         if (!deleted->succeeded() && deleted->status != 404)
             return failed("delete ResourceSlice " + slice->name, *deleted);
+        const std::string gone = slice->name;
+        std::erase_if(items, [&](const nlohmann::json &item) {
+            return field<std::string>(member(item, "metadata"), "name") == gone;
+        });
     }
     for (size_t i = 0; i < wanted.size(); ++i) {
         const HeldSlice *slice = byIndex[i];
@@ -398,10 +438,20 @@ Result<void> SlicePublisher::syncOnce(const DevicesByName &devices)
             return Error{written.error()};
         if (!written->succeeded())
             return failed(what, *written);
+        nlohmann::json back = nlohmann::json::parse(written->body, nullptr, false);
+        if (!heldSliceOf(back))
+            return Error{what + ": the API server's answer is not a ResourceSlice"};
+        // The server's copy replaces ours, and its version is one the watch
+        // will echo.
+        const std::string name = *field<std::string>(member(back, "metadata"), "name");
+        std::erase_if(items, [&](const nlohmann::json &item) {
+            return field<std::string>(member(item, "metadata"), "name") == name;
+        });
+        items.push_back(back);
+        remember({back}, false);
         // A server with DRADeviceTaints off drops taints; comparing them would
         // rewrite the slice forever.
         if (!taintsDropped_) {
-            nlohmann::json back = nlohmann::json::parse(written->body, nullptr, false);
             const nlohmann::json &devicesBack = member(member(back, "spec"), "devices");
             if (devicesBack.is_array() && !sameDevices(wanted[i], devicesBack, true) &&
                 sameDevices(wanted[i], devicesBack, false)) {
@@ -411,7 +461,46 @@ Result<void> SlicePublisher::syncOnce(const DevicesByName &devices)
             }
         }
     }
+    forget.armed = false;
+    remember(items);
     return {};
+}
+
+Result<std::vector<nlohmann::json>> SlicePublisher::listSlices()
+{
+    const std::string selector =
+        queryEscape(fmt::format("spec.nodeName={},spec.driver={}", options_.nodeName, options_.driver));
+    Result<kube::Response> listed = client_.request("GET", fmt::format("{}?fieldSelector={}", kSlices, selector));
+    if (!listed)
+        return Error{listed.error()};
+    if (!listed->succeeded())
+        return Error{failed("list ResourceSlices", *listed).error()};
+    Result<nlohmann::json> list = parseBody(*listed, "list ResourceSlices");
+    if (!list)
+        return Error{list.error()};
+    std::vector<nlohmann::json> items;
+    if (const nlohmann::json &listedItems = member(*list, "items"); listedItems.is_array())
+        items.assign(listedItems.begin(), listedItems.end());
+    return items;
+}
+
+void SlicePublisher::remember(const std::vector<nlohmann::json> &items, bool whole)
+{
+    std::lock_guard lock(mutex_);
+    if (whole) {
+        held_ = items;
+        ourVersions_.clear();
+    }
+    for (const nlohmann::json &item : items)
+        if (auto version = field<std::string>(member(item, "metadata"), "resourceVersion"))
+            ourVersions_.insert(*version);
+}
+
+void SlicePublisher::forgetHeld()
+{
+    std::lock_guard lock(mutex_);
+    held_.reset();
+    ourVersions_.clear();
 }
 
 } // namespace kvgpu::dra

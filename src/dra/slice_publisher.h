@@ -28,8 +28,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace kvgpu::dra {
 
@@ -71,6 +76,11 @@ private:
     Result<void> syncOnce(const DevicesByName &devices);
     Result<void> ensureNodeUid();
     void requestResync();
+    Result<std::vector<nlohmann::json>> listSlices();
+    // Keeps `items` as the server's slices (whole) or adds their versions
+    // (one written), as echoes the watch may ignore.
+    void remember(const std::vector<nlohmann::json> &items, bool whole = true);
+    void forgetHeld();
 
     kube::Client &client_;
     const SlicePublisherOptions options_;
@@ -85,6 +95,10 @@ private:
     std::uint64_t wantedVersion_ = 0;
     std::uint64_t publishedVersion_ = 0;
     bool resync_ = true;
+    // The node's slices as the server held them after our last sync, while
+    // nobody else changed them; and the versions of them we know.
+    std::optional<std::vector<nlohmann::json>> held_;
+    std::set<std::string> ourVersions_;
     bool stopping_ = false;
     std::atomic<bool> stopFlag_{false};
     std::thread sync_;
