@@ -70,6 +70,8 @@ private:
     // One comparison and the writes it needs; the error says what failed.
     Result<void> syncOnce(const DevicesByName &devices);
     Result<void> ensureNodeUid();
+    // The resourceVersion of a list of this node's slices, to watch from.
+    Result<std::string> listedVersion(const std::string &listPath);
     void requestResync();
 
     kube::Client &client_;

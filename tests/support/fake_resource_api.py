@@ -88,7 +88,7 @@ class Store:
         self.slices = {}          # name -> object
         self.claims = {}          # (namespace, name) -> object
         self.node_uids = {}       # name -> uid
-        self.version = 0
+        self.version = 1000       # like an etcd revision, never "0" (which a watch takes as "from now")
         self.watchers = []        # queue.Queue per open watch
         self.history = []         # (resourceVersion, type, object) of every change, oldest first
         self.counts = collections.Counter()
