@@ -9,7 +9,8 @@
 //    server hangs or fails;
 //  - ClaimPreparer on a temporary sysfs and /dev tree: CDI spec, metadata,
 //    checkpoint, per-claim errors, unprepare, a restart;
-//  - DraSide as the daemon runs it: from a kubeconfig, fed by index changes.
+//  - DraSide as the daemon runs it: on a running event loop, from a
+//    kubeconfig, fed by index changes, called by the kubelet over gRPC.
 // Exits 77 (skipped) without openssl or /usr/bin/python3.
 
 #include "dra/claim_preparer.h"
@@ -19,6 +20,9 @@
 #include "dra/slices.h"
 #include "kube/client.h"
 #include "loop/event_loop.h"
+
+#include "dra_v1.grpc.pb.h"
+#include "pluginregistration.grpc.pb.h"
 
 #include "daemon_process.h"
 #include "temp_tree.h"
@@ -42,6 +46,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
 using namespace kvgpu;
@@ -51,6 +56,7 @@ using namespace kvgpu::test;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+namespace drav1 = k8s::io::kubelet::pkg::apis::dra::v1;
 
 namespace {
 
@@ -264,6 +270,7 @@ std::set<std::string> deviceNames(const std::vector<json> &slices)
     return names;
 }
 
+const json *findDevice(const std::vector<json> &&slices, const std::string &name) = delete;
 const json *findDevice(const std::vector<json> &slices, const std::string &name)
 {
     for (const json &slice : slices)
@@ -512,7 +519,8 @@ TEST_CASE("a health change rewrites only the slice that holds the device, with t
     REQUIRE(run.publisher.waitPublished(3, scaled(10s)));
     CHECK(api.writes() == 1);
     CHECK(api.count("slices PUT") == 1);
-    const json *healed = findDevice(api.slices(), last);
+    const std::vector<json> healedSlices = api.slices();
+    const json *healed = findDevice(healedSlices, last);
     REQUIRE(healed);
     CHECK_FALSE(healed->contains("taints"));
 }
@@ -911,6 +919,252 @@ TEST_CASE("a restarted preparer answers prepare from the checkpoint and cleans u
     CHECK(filesIn(node.cdiDir()).empty());
     CHECK_FALSE(std::filesystem::exists(node.metadataPath("vm3-gpu")));
     CHECK(node.preparer(*client)->unprepare({{"vms", uid, "vm3-gpu"}})[uid].empty());
+}
+
+// --- DraSide ------------------------------------------------------------------------
+
+namespace {
+
+// An event loop on its own thread, as the daemon's, with a way to run a
+// step on it and wait for its result.
+class LoopThread {
+public:
+    LoopThread()
+    {
+        REQUIRE(loop_.initError() == 0);
+        thread_ = std::thread([this] { loop_.run(); });
+    }
+    ~LoopThread()
+    {
+        onLoop([this] { loop_.stop(); });
+        thread_.join();
+        CHECK(loop_.close() == 0);
+    }
+    EventLoop &loop() { return loop_; }
+
+    template <typename Step>
+    auto onLoop(Step step) -> decltype(step())
+    {
+        std::packaged_task<decltype(step())()> task(std::move(step));
+        auto result = task.get_future();
+        loop_.post([&task] { task(); });
+        REQUIRE(result.wait_for(scaled(10s)) == std::future_status::ready);
+        return result.get();
+    }
+
+private:
+    EventLoop loop_;
+    std::thread thread_;
+};
+
+IndexChanges offered(std::vector<AdvertisedDevice> set, std::vector<std::string> removed = {})
+{
+    IndexChanges changes;
+    changes.resources["nvidia.com/TU104GL_TESLA_T4"] =
+        ResourceDelta{.kind = DeviceKind::Passthrough, .set = std::move(set), .removed = std::move(removed)};
+    return changes;
+}
+
+std::shared_ptr<grpc::Channel> dial(const std::string &socket)
+{
+    return grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
+}
+
+std::chrono::system_clock::time_point deadlineIn(std::chrono::milliseconds bound)
+{
+    return std::chrono::system_clock::now() + scaled(bound);
+}
+
+} // namespace
+
+TEST_CASE("the DRA side starts from a kubeconfig at its first DRA device, registers, publishes and prepares")
+{
+    FakeResourceApi api;
+    ClaimNode node;
+    TempTree dirs;
+    dirs.write("kubeconfig", fmt::format(R"(apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster:
+    server: {}
+    certificate-authority: {}
+users:
+- name: plugin
+  user:
+    tokenFile: {}
+contexts:
+- name: fake
+  context: {{cluster: fake, user: plugin}}
+current-context: fake
+)",
+                                         api.url(), api.access().caFile, api.access().tokenFile));
+    DraOptions options;
+    options.kubeconfig = dirs.path("kubeconfig");
+    options.cdiDir = node.cdiDir();
+    options.registryDir = dirs.path("registry");
+    options.pluginsDir = dirs.path("plugins");
+    const std::string registrationSocket = options.registryDir + "/" + kDriver + "-reg.sock";
+    const std::string draSocket = options.pluginsDir + "/" + kDriver + "/dra.sock";
+
+    LoopThread loop;
+    DraSide side(loop.loop(), DraSideConfig{.options = options,
+                                            .nodeName = kNode,
+                                            .sysfs = SysfsTree(node.sys.root()),
+                                            .dev = DevTree(node.dev.root())});
+    // A device of the device plugin API does not start it.
+    AdvertisedDevice other = advertised("0000:67:00.0", 14);
+    other.api = DeviceApi::DevicePlugin;
+    loop.onLoop([&] { side.indexChanged(offered({other})); });
+    CHECK_FALSE(loop.onLoop([&] { return side.started(); }));
+    CHECK_FALSE(std::filesystem::exists(registrationSocket));
+    CHECK(api.count("slices LIST") == 0);
+
+    AdvertisedDevice first = advertised("0000:65:00.0", 12);
+    AdvertisedDevice second = advertised("0000:66:00.0", 13);
+    loop.onLoop([&] { side.indexChanged(offered({first, second})); });
+    REQUIRE(loop.onLoop([&] { return side.started(); }));
+    CHECK(std::filesystem::exists(draSocket));
+    CHECK(std::filesystem::exists(registrationSocket));
+    // Not ready until the kubelet says it registered the plugin.
+    CHECK_FALSE(loop.onLoop([&] { return side.ready(); }));
+
+    std::promise<bool> published;
+    loop.onLoop([&] { side.whenPublished(scaled(10s), [&](bool done) { published.set_value(done); }); });
+    auto publishedFuture = published.get_future();
+    REQUIRE(publishedFuture.wait_for(scaled(15s)) == std::future_status::ready);
+    CHECK(publishedFuture.get());
+    std::vector<json> slices = api.slices();
+    REQUIRE(slices.size() == 1);
+    CHECK(deviceNames(slices) == std::set<std::string>{"pci-0000-65-00-0", "pci-0000-66-00-0"});
+
+    // The kubelet's registration.
+    auto registration = pluginregistration::Registration::NewStub(dial(registrationSocket));
+    {
+        grpc::ClientContext context;
+        context.set_deadline(deadlineIn(1s));
+        pluginregistration::PluginInfo info;
+        REQUIRE(registration->GetInfo(&context, {}, &info).ok());
+        CHECK(info.type() == "DRAPlugin");
+        CHECK(info.name() == kDriver);
+        CHECK(info.endpoint() == draSocket);
+        REQUIRE(info.supported_versions_size() > 0);
+        CHECK(info.supported_versions(0) == "v1.DRAPlugin");
+    }
+    {
+        grpc::ClientContext context;
+        context.set_deadline(deadlineIn(5s));
+        pluginregistration::RegistrationStatus status;
+        status.set_plugin_registered(true);
+        pluginregistration::RegistrationStatusResponse response;
+        REQUIRE(registration->NotifyRegistrationStatus(&context, status, &response).ok());
+    }
+    CHECK(loop.onLoop([&] { return side.ready(); }));
+
+    // A pod's claim, prepared and unprepared over dra.sock.
+    const std::string uid = "c1a1e000-0000-4000-8000-000000000004";
+    api.putClaim(claimJson(uid, "vm4-gpu", {"pci-0000-66-00-0"}));
+    auto dra = drav1::DRAPlugin::NewStub(dial(draSocket));
+    {
+        grpc::ClientContext context;
+        context.set_deadline(deadlineIn(45s));
+        drav1::NodePrepareResourcesRequest request;
+        auto *claim = request.add_claims();
+        claim->set_namespace_("vms");
+        claim->set_uid(uid);
+        claim->set_name("vm4-gpu");
+        drav1::NodePrepareResourcesResponse response;
+        REQUIRE(dra->NodePrepareResources(&context, request, &response).ok());
+        REQUIRE(response.claims().count(uid) == 1);
+        const auto &answer = response.claims().at(uid);
+        CHECK_MESSAGE(answer.error().empty(), answer.error());
+        REQUIRE(answer.devices_size() == 1);
+        CHECK(answer.devices(0).pool_name() == kNode);
+        CHECK(answer.devices(0).device_name() == "pci-0000-66-00-0");
+        CHECK(std::vector<std::string>(answer.devices(0).cdi_device_ids().begin(),
+                                       answer.devices(0).cdi_device_ids().end()) == idsFor(uid, "pci-0000-66-00-0"));
+        CHECK(std::filesystem::exists(node.specPath(uid)));
+    }
+
+    // A health change reaches the slices: the device is tainted.
+    second.healthy = false;
+    second.healthReason = "no /dev/vfio/13";
+    loop.onLoop([&] { side.indexChanged(offered({second})); });
+    CHECK(eventually([&] {
+        const std::vector<json> now = api.slices();
+        const json *device = findDevice(now, "pci-0000-66-00-0");
+        return device && device->contains("taints");
+    }));
+    // A device that moves to the device plugin API leaves the slices.
+    first.api = DeviceApi::DevicePlugin;
+    loop.onLoop([&] { side.indexChanged(offered({first})); });
+    CHECK(eventually([&] { return deviceNames(api.slices()) == std::set<std::string>{"pci-0000-66-00-0"}; }));
+
+    {
+        grpc::ClientContext context;
+        context.set_deadline(deadlineIn(45s));
+        drav1::NodeUnprepareResourcesRequest request;
+        auto *claim = request.add_claims();
+        claim->set_namespace_("vms");
+        claim->set_uid(uid);
+        claim->set_name("vm4-gpu");
+        drav1::NodeUnprepareResourcesResponse response;
+        REQUIRE(dra->NodeUnprepareResources(&context, request, &response).ok());
+        REQUIRE(response.claims().count(uid) == 1);
+        CHECK(response.claims().at(uid).error().empty());
+        CHECK(filesIn(node.cdiDir()).empty());
+    }
+
+    // Stopping deregisters and removes its sockets; the slices stay for the
+    // kubelet to remove.
+    const Clock::time_point before = Clock::now();
+    loop.onLoop([&] { side.stop(); });
+    CHECK(Clock::now() - before <= scaled(2s));
+    CHECK_FALSE(std::filesystem::exists(registrationSocket));
+    CHECK_FALSE(std::filesystem::exists(draSocket));
+    CHECK(api.slices().size() == 1);
+    CHECK(loop.onLoop([&] { return side.ready(); })); // not started: nothing to wait for
+}
+
+TEST_CASE("a DRA side that cannot reach the API server starts, and publishes once the server is back")
+{
+    FakeResourceApi api;
+    ClaimNode node;
+    TempTree dirs;
+    dirs.write("kubeconfig", fmt::format("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+                                         "    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n"
+                                         "  user:\n    tokenFile: {}\ncontexts:\n- name: x\n"
+                                         "  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+                                         api.url(), api.access().caFile, api.access().tokenFile));
+    DraOptions options;
+    options.kubeconfig = dirs.path("kubeconfig");
+    options.cdiDir = node.cdiDir();
+    options.registryDir = dirs.path("registry");
+    options.pluginsDir = dirs.path("plugins");
+    api.failUntilRecovered();
+
+    LoopThread loop;
+    DraSide side(loop.loop(), DraSideConfig{.options = options,
+                                            .nodeName = kNode,
+                                            .sysfs = SysfsTree(node.sys.root()),
+                                            .dev = DevTree(node.dev.root())});
+    // The loop never waits for the API server.
+    const Clock::time_point before = Clock::now();
+    loop.onLoop([&] { side.indexChanged(offered({advertised("0000:65:00.0", 12)})); });
+    CHECK(Clock::now() - before <= scaled(1s));
+    REQUIRE(loop.onLoop([&] { return side.started(); }));
+    REQUIRE(eventually([&] { return api.refused() >= 2; }));
+
+    std::promise<bool> gaveUp;
+    loop.onLoop([&] { side.whenPublished(100ms, [&](bool done) { gaveUp.set_value(done); }); });
+    auto gaveUpFuture = gaveUp.get_future();
+    REQUIRE(gaveUpFuture.wait_for(scaled(5s)) == std::future_status::ready);
+    CHECK_FALSE(gaveUpFuture.get());
+
+    api.recover();
+    CHECK(eventually([&] { return deviceNames(api.slices()) == std::set<std::string>{"pci-0000-65-00-0"}; }, 10s));
+    // On the loop, as the daemon stops it.
+    loop.onLoop([&] { side.stop(); });
 }
 
 int main(int argc, char **argv)
