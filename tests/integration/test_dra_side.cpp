@@ -46,6 +46,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
@@ -264,9 +265,12 @@ std::set<std::string> namesOf(const DevicesByName &pool)
 std::set<std::string> deviceNames(const std::vector<json> &slices)
 {
     std::set<std::string> names;
+    std::vector<std::string> twice;
     for (const json &slice : slices)
         for (const json &device : slice["spec"]["devices"])
-            CHECK_MESSAGE(names.insert(device["name"].get<std::string>()).second, device["name"]);
+            if (!names.insert(device["name"].get<std::string>()).second)
+                twice.push_back(device["name"]);
+    CHECK_MESSAGE(twice.empty(), "devices in two slices: ", fmt::format("{}", fmt::join(twice, ", ")));
     return names;
 }
 

@@ -42,7 +42,6 @@ Listens on a free port of 127.0.0.1 and prints "PORT <n>" on stdout once ready.
 
 import argparse
 import collections
-import copy
 import datetime
 import http.server
 import json
@@ -74,6 +73,11 @@ class ApiError(Exception):
         self.code = code
         self.reason = reason
         self.message = message
+
+
+def clone(obj):
+    """A deep copy of a JSON value (much faster than copy.deepcopy for these)."""
+    return json.loads(json.dumps(obj))
 
 
 def now_rfc3339():
@@ -122,9 +126,9 @@ class Store:
         return str(self.version)
 
     def notify(self, kind, obj):
-        self.history.append((self.version, kind, copy.deepcopy(obj)))
+        self.history.append((self.version, kind, clone(obj)))
         for watcher in self.watchers:
-            watcher.put((kind, copy.deepcopy(obj)))
+            watcher.put((kind, clone(obj)))
 
     def validate_slice(self, obj):
         spec = obj.get("spec")
@@ -195,7 +199,7 @@ class Store:
             self.stamp_taints(obj)
             self.slices[name] = obj
             self.notify("ADDED", obj)
-            return copy.deepcopy(obj)
+            return clone(obj)
 
     def update_slice(self, name, obj):
         with self.lock:
@@ -227,7 +231,7 @@ class Store:
             self.stamp_taints(obj, old)
             self.slices[name] = obj
             self.notify("MODIFIED", obj)
-            return copy.deepcopy(obj)
+            return clone(obj)
 
     def delete_slice(self, name, preconditions):
         with self.lock:
@@ -244,7 +248,7 @@ class Store:
             del self.slices[name]
             old["metadata"]["resourceVersion"] = self.next_version()
             self.notify("DELETED", old)
-            return copy.deepcopy(old)
+            return clone(old)
 
     def delete_node_slices(self, node):
         with self.lock:
@@ -363,7 +367,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.count("slices LIST")
                 with self.store.lock:
-                    items = [copy.deepcopy(s) for _, s in sorted(self.store.slices.items())
+                    items = [clone(s) for _, s in sorted(self.store.slices.items())
                              if selector_matches(selector, s)]
                     version = str(self.store.version)
                 self.send_json(200, {"kind": "ResourceSliceList", "apiVersion": "resource.k8s.io/v1",
@@ -376,7 +380,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if method == "GET":
                 self.count("slices GET")
                 with self.store.lock:
-                    found = copy.deepcopy(self.store.slices.get(name))
+                    found = clone(self.store.slices.get(name))
                 if found is None:
                     raise ApiError(404, "NotFound", 'resourceslices.resource.k8s.io "%s" not found' % name)
                 self.send_json(200, found)
@@ -396,7 +400,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             self.count("claims GET")
             with self.store.lock:
-                claim = copy.deepcopy(self.store.claims.get((parts[0], parts[2])))
+                claim = clone(self.store.claims.get((parts[0], parts[2])))
             if claim is None:
                 raise ApiError(404, "NotFound", 'resourceclaims.resource.k8s.io "%s" not found' % parts[2])
             self.send_json(200, claim)
@@ -413,7 +417,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         events = queue.Queue()
         with self.store.lock:
             if resource_version in ("", "0"):
-                initial = [("ADDED", copy.deepcopy(s)) for _, s in sorted(self.store.slices.items())
+                initial = [("ADDED", clone(s)) for _, s in sorted(self.store.slices.items())
                            if selector_matches(selector, s)]
             else:
                 try:
@@ -423,7 +427,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if since > self.store.version:
                     raise ApiError(504, "Timeout", "Too large resource version: %d, current: %d"
                                    % (since, self.store.version))
-                initial = [(kind, copy.deepcopy(obj)) for version, kind, obj in self.store.history
+                initial = [(kind, clone(obj)) for version, kind, obj in self.store.history
                            if version > since and selector_matches(selector, obj)]
             self.store.watchers.append(events)
             epoch = self.store.fail_epoch
@@ -471,7 +475,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/test/slices" and method == "GET":
             node = (query.get("node") or [None])[0]
             with store.lock:
-                items = [copy.deepcopy(s) for _, s in sorted(store.slices.items())
+                items = [clone(s) for _, s in sorted(store.slices.items())
                          if node is None or s["spec"]["nodeName"] == node]
             self.send_json(200, {"items": items})
         elif path == "/test/slices" and method == "DELETE":
