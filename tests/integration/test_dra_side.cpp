@@ -615,6 +615,59 @@ TEST_CASE("slices the kubelet wipes come back through the publisher's watch, wit
     CHECK(run.publisher.publishedVersion() == 1);
 }
 
+TEST_CASE("a slice someone else edits is put back; slices of other drivers and nodes are left alone")
+{
+    FakeResourceApi api;
+    std::unique_ptr<Client> other = makeClient(api.access());
+    // Another driver's slice on this node, and this driver's on another node.
+    for (const auto &[driver, nodeName] : {std::pair{std::string("nic.example.com"), kNode},
+                                           std::pair{kDriver, std::string("node-b")}}) {
+        json slice = sliceObject(driver, nodeName, "uid-" + nodeName, nodeName, 1, 1, 0,
+                                 json::array({json{{"name", "eth0"}}}));
+        Result<Response> created = other->request("POST", "/apis/resource.k8s.io/v1/resourceslices", slice.dump());
+        REQUIRE(created.ok());
+        REQUIRE_MESSAGE(created->status == 201, created->body);
+    }
+    Publisher run(api);
+    const DevicesByName pool = mixed();
+    run.publisher.want(pool, 1);
+    run.publisher.start();
+    REQUIRE(run.publisher.waitPublished(1, scaled(10s)));
+    REQUIRE(eventually([&] { return api.watching() == 1; }));
+
+    // An edit with the slice's resourceVersion, as kubectl edit makes it:
+    // one device gone.
+    json edited;
+    for (const json &slice : api.slices())
+        if (slice["spec"]["driver"] == kDriver)
+            edited = slice;
+    REQUIRE(edited["spec"]["driver"] == kDriver);
+    edited["spec"]["devices"].erase(0);
+    const std::string path = "/apis/resource.k8s.io/v1/resourceslices/" + edited["metadata"]["name"].get<std::string>();
+    Result<Response> put = other->request("PUT", path, edited.dump());
+    REQUIRE(put.ok());
+    REQUIRE_MESSAGE(put->status == 200, put->body);
+    // The same edit again is refused: its resourceVersion is stale now.
+    Result<Response> stale = other->request("PUT", path, edited.dump());
+    REQUIRE(stale.ok());
+    CHECK(stale->status == 409);
+    CHECK(statusMessage(*stale).find("the object has been modified") != std::string::npos);
+
+    CHECK(eventually([&] {
+        std::vector<json> mine;
+        for (const json &slice : api.slices())
+            if (slice["spec"]["driver"] == kDriver)
+                mine.push_back(slice);
+        return deviceNames(mine) == namesOf(pool);
+    }));
+    std::vector<json> all = api.slices();
+    REQUIRE(all.size() == 2);
+    CHECK(std::count_if(all.begin(), all.end(), [](const json &slice) {
+              return slice["spec"]["driver"] == "nic.example.com";
+          }) == 1);
+    CHECK(api.slices("node-b").size() == 1);
+}
+
 TEST_CASE("slices wiped while the publisher's watch is not open yet come back when it opens")
 {
     // The kubelet wipes the node's slices when it starts, which may be just
