@@ -260,39 +260,75 @@ void SlicePublisher::syncLoop()
 
 void SlicePublisher::watchLoop()
 {
-    const std::string path =
-        fmt::format("{}?watch=1&allowWatchBookmarks=true&timeoutSeconds=300&fieldSelector={}", kSlices,
-                    queryEscape(fmt::format("spec.nodeName={},spec.driver={}", options_.nodeName, options_.driver)));
+    const std::string selector =
+        queryEscape(fmt::format("spec.nodeName={},spec.driver={}", options_.nodeName, options_.driver));
+    const std::string listPath = fmt::format("{}?fieldSelector={}", kSlices, selector);
     while (!stopFlag_) {
-        Result<void> watched = client_.watch(
-            path,
-            [this](std::string_view line) {
-                nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
-                if (field<std::string>(event, "type").value_or("") == "BOOKMARK")
-                    return;
-                // The echo of our own write changes nothing. Anything else
-                // (the kubelet's wipe, another writer) makes our copy of the
-                // server's slices unknown and is checked by a sync, which
-                // writes only what differs.
-                auto version = field<std::string>(member(member(event, "object"), "metadata"), "resourceVersion");
-                std::lock_guard lock(mutex_);
-                if (version && held_ && ourVersions_.contains(*version))
-                    return;
-                held_.reset();
-                ourVersions_.clear();
-                resync_ = true;
-                changed_.notify_all();
-            },
-            stopFlag_);
+        // List, then watch from the list's resourceVersion: the watch misses
+        // no change after the list, and the sync requested after it catches
+        // any change before it. A watch from nothing would replay only the
+        // slices that exist, so slices the kubelet deleted while no watch was
+        // open (it wipes the node's slices when it starts) would stay gone.
+        Result<std::string> version = listedVersion(listPath);
+        if (stopFlag_)
+            return;
+        Result<void> watched = Error{};
+        if (version) {
+            // What the list may have shown is checked by a sync against a
+            // fresh list, not against our copy.
+            forgetHeld();
+            requestResync();
+            const std::string path = fmt::format(
+                "{}?watch=1&allowWatchBookmarks=true&timeoutSeconds=300&fieldSelector={}&resourceVersion={}", kSlices,
+                selector, queryEscape(*version));
+            watched = client_.watch(
+                path,
+                [this](std::string_view line) {
+                    nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
+                    if (field<std::string>(event, "type").value_or("") == "BOOKMARK")
+                        return;
+                    // The echo of our own write changes nothing. Anything else
+                    // (the kubelet's wipe, another writer, an ERROR such as 410
+                    // Gone, after which the next round lists again) makes our
+                    // copy of the server's slices unknown and is checked by a
+                    // sync, which writes only what differs.
+                    auto seen = field<std::string>(member(member(event, "object"), "metadata"), "resourceVersion");
+                    std::lock_guard lock(mutex_);
+                    if (seen && held_ && ourVersions_.contains(*seen))
+                        return;
+                    held_.reset();
+                    ourVersions_.clear();
+                    resync_ = true;
+                    changed_.notify_all();
+                },
+                stopFlag_);
+        } else {
+            watched = Error{version.error()};
+        }
         if (stopFlag_)
             return;
         if (!watched)
             log::debug("ResourceSlice watch ended; watching again", {{"error", watched.error()}});
-        // Every (re)start lists the slices again as ADDED events, which
-        // re-checks them; a pause keeps a failing server from being hammered.
+        // A pause keeps a failing server from being hammered.
         std::unique_lock lock(mutex_);
         changed_.wait_for(lock, std::chrono::seconds(watched ? 0 : 1), [&] { return stopping_; });
     }
+}
+
+Result<std::string> SlicePublisher::listedVersion(const std::string &listPath)
+{
+    Result<kube::Response> listed = client_.request("GET", listPath);
+    if (!listed)
+        return Error{listed.error()};
+    if (!listed->succeeded())
+        return Error{failed("list ResourceSlices", *listed).error()};
+    Result<nlohmann::json> list = parseBody(*listed, "list ResourceSlices");
+    if (!list)
+        return Error{list.error()};
+    std::optional<std::string> version = field<std::string>(member(*list, "metadata"), "resourceVersion");
+    if (!version || version->empty())
+        return Error{"list ResourceSlices: the answer has no metadata.resourceVersion"};
+    return *version;
 }
 
 Result<void> SlicePublisher::ensureNodeUid()

@@ -75,6 +75,8 @@ private:
     // One comparison and the writes it needs; the error says what failed.
     Result<void> syncOnce(const DevicesByName &devices);
     Result<void> ensureNodeUid();
+    // The resourceVersion of a list of this node's slices, to watch from.
+    Result<std::string> listedVersion(const std::string &listPath);
     void requestResync();
     Result<std::vector<nlohmann::json>> listSlices();
     // Keeps `items` as the server's slices (whole) or adds their versions
