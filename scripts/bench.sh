@@ -25,6 +25,11 @@ if scripts/cluster.sh build; then
   KVGPU_SOURCE_ROOT="$PWD" KVGPU_PLUGIN_BINARY="$PWD/build/bench/src/kubevirt-gpu-device-plugin" \
   KVGPU_SIM_NODE="$PWD/build/bench/tests/support/node/sim-node" \
     /usr/bin/python3 tests/cluster/figures.py 5
+  # DRA: uevent -> the device in a ResourceSlice (a watch on the API
+  # server), and a claim's pod -> prepared and Running.
+  KVGPU_SOURCE_ROOT="$PWD" KVGPU_PLUGIN_BINARY="$PWD/build/bench/src/kubevirt-gpu-device-plugin" \
+  KVGPU_SIM_NODE="$PWD/build/bench/tests/support/node/sim-node" \
+    /usr/bin/python3 tests/cluster/dra_figures.py 9
 else
   echo "real-cluster figures skipped (scripts/cluster.sh build: exit $?)"
 fi

@@ -89,7 +89,9 @@ def main(n):
             prepared.append(time.monotonic() - t0)
             bench.wait_pod_running(f"figure-{i}")
             running.append(time.monotonic() - t0)
-    print(open(bench.plugin_log).read().count("listing ResourceSlices"), "lists")
+        with open(bench.plugin_log) as f:
+            lists = f.read().count('msg="listing ResourceSlices"')
+    print(f"the plugin listed the node's slices {lists} time(s); every other sync wrote from its own copy")
     summary("uevent (UUID into create) -> device in a ResourceSlice (watch)", hot)
     summary("pod with a claim template created -> claim prepared", prepared)
     summary("pod with a claim template created -> pod Running", running)
