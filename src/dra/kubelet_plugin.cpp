@@ -486,6 +486,9 @@ KubeletPluginImpl::~KubeletPluginImpl()
     stop();
     if (worker_.joinable())
         worker_.join();
+    // The servers are shut down, so every stream's OnDone has run; taking
+    // the locks they took tells TSan so too (gRPC's own ordering it cannot see).
+    std::scoped_lock settled(healthMutex_, claimMutex_);
 }
 
 Result<void> KubeletPluginImpl::start()
