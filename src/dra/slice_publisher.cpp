@@ -148,7 +148,8 @@ Result<void> failed(const std::string &what, const kube::Response &response)
 } // namespace
 
 SlicePublisher::SlicePublisher(kube::Client &client, SlicePublisherOptions options)
-    : client_(client), options_(std::move(options))
+    : client_(client), options_(std::move(options)),
+      selector_(queryEscape(fmt::format("spec.nodeName={},spec.driver={}", options_.nodeName, options_.driver)))
 {
 }
 
@@ -260,16 +261,19 @@ void SlicePublisher::syncLoop()
 
 void SlicePublisher::watchLoop()
 {
-    const std::string selector =
-        queryEscape(fmt::format("spec.nodeName={},spec.driver={}", options_.nodeName, options_.driver));
-    const std::string listPath = fmt::format("{}?fieldSelector={}", kSlices, selector);
     while (!stopFlag_) {
         // List, then watch from the list's resourceVersion: the watch misses
         // no change after the list, and the sync requested after it catches
         // any change before it. A watch from nothing would replay only the
         // slices that exist, so slices the kubelet deleted while no watch was
         // open (it wipes the node's slices when it starts) would stay gone.
-        Result<std::string> version = listedVersion(listPath);
+        Result<std::string> version = Error{};
+        if (Result<nlohmann::json> list = listSlices(); !list)
+            version = Error{list.error()};
+        else if (auto listed = field<std::string>(member(*list, "metadata"), "resourceVersion"); listed && !listed->empty())
+            version = *listed;
+        else
+            version = Error{"list ResourceSlices: the answer has no metadata.resourceVersion"};
         if (stopFlag_)
             return;
         Result<void> watched = Error{};
@@ -280,7 +284,7 @@ void SlicePublisher::watchLoop()
             requestResync();
             const std::string path = fmt::format(
                 "{}?watch=1&allowWatchBookmarks=true&timeoutSeconds=300&fieldSelector={}&resourceVersion={}", kSlices,
-                selector, queryEscape(*version));
+                selector_, queryEscape(*version));
             watched = client_.watch(
                 path,
                 [this](std::string_view line) {
@@ -313,22 +317,6 @@ void SlicePublisher::watchLoop()
         std::unique_lock lock(mutex_);
         changed_.wait_for(lock, std::chrono::seconds(watched ? 0 : 1), [&] { return stopping_; });
     }
-}
-
-Result<std::string> SlicePublisher::listedVersion(const std::string &listPath)
-{
-    Result<kube::Response> listed = client_.request("GET", listPath);
-    if (!listed)
-        return Error{listed.error()};
-    if (!listed->succeeded())
-        return Error{failed("list ResourceSlices", *listed).error()};
-    Result<nlohmann::json> list = parseBody(*listed, "list ResourceSlices");
-    if (!list)
-        return Error{list.error()};
-    std::optional<std::string> version = field<std::string>(member(*list, "metadata"), "resourceVersion");
-    if (!version || version->empty())
-        return Error{"list ResourceSlices: the answer has no metadata.resourceVersion"};
-    return *version;
 }
 
 Result<void> SlicePublisher::ensureNodeUid()
@@ -377,10 +365,11 @@ Result<void> SlicePublisher::syncOnce(const DevicesByName &devices)
         items = std::move(*cached);
     } else {
         log::debug("listing ResourceSlices");
-        Result<std::vector<nlohmann::json>> listed = listSlices();
+        Result<nlohmann::json> listed = listSlices();
         if (!listed)
             return Error{listed.error()};
-        items = std::move(listed).value();
+        if (const nlohmann::json &listedItems = member(*listed, "items"); listedItems.is_array())
+            items.assign(listedItems.begin(), listedItems.end());
         remember(items);
     }
     // From here on, whatever fails leaves the copy unknown.
@@ -502,22 +491,14 @@ Result<void> SlicePublisher::syncOnce(const DevicesByName &devices)
     return {};
 }
 
-Result<std::vector<nlohmann::json>> SlicePublisher::listSlices()
+Result<nlohmann::json> SlicePublisher::listSlices()
 {
-    const std::string selector =
-        queryEscape(fmt::format("spec.nodeName={},spec.driver={}", options_.nodeName, options_.driver));
-    Result<kube::Response> listed = client_.request("GET", fmt::format("{}?fieldSelector={}", kSlices, selector));
+    Result<kube::Response> listed = client_.request("GET", fmt::format("{}?fieldSelector={}", kSlices, selector_));
     if (!listed)
         return Error{listed.error()};
     if (!listed->succeeded())
         return Error{failed("list ResourceSlices", *listed).error()};
-    Result<nlohmann::json> list = parseBody(*listed, "list ResourceSlices");
-    if (!list)
-        return Error{list.error()};
-    std::vector<nlohmann::json> items;
-    if (const nlohmann::json &listedItems = member(*list, "items"); listedItems.is_array())
-        items.assign(listedItems.begin(), listedItems.end());
-    return items;
+    return parseBody(*listed, "list ResourceSlices");
 }
 
 void SlicePublisher::remember(const std::vector<nlohmann::json> &items, bool whole)

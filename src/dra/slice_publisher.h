@@ -76,9 +76,9 @@ private:
     Result<void> syncOnce(const DevicesByName &devices);
     Result<void> ensureNodeUid();
     // The resourceVersion of a list of this node's slices, to watch from.
-    Result<std::string> listedVersion(const std::string &listPath);
     void requestResync();
-    Result<std::vector<nlohmann::json>> listSlices();
+    // The node's slices of this driver: the List object the server answers.
+    Result<nlohmann::json> listSlices();
     // Keeps `items` as the server's slices (whole) or adds their versions
     // (one written), as echoes the watch may ignore.
     void remember(const std::vector<nlohmann::json> &items, bool whole = true);
@@ -86,6 +86,7 @@ private:
 
     kube::Client &client_;
     const SlicePublisherOptions options_;
+    const std::string selector_; // the field selector of this node's and driver's slices, escaped
     // Sync thread only.
     std::string nodeUid_;
     std::size_t lastSliceCount_ = 0;
