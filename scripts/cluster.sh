@@ -380,13 +380,19 @@ restart-kubelet)
     ;;
 stop-kubelet) stop kubelet ;;
 start-kubelet) start_kubelet ;;
+pause-apiserver | resume-apiserver)
+    # An API server that is there but answers nothing (SIGSTOP: connections
+    # are accepted and hang), and its return (SIGCONT).
+    [ "$1" = pause-apiserver ] && signal=STOP || signal=CONT
+    kill -"$signal" "$(cat "$state/pids/kube-apiserver")"
+    ;;
 exec)
     shift
     [ "${1:-}" = "--" ] && shift
     exec nsenter -t "$(cat "$state/ns.pid")" -m -- "$@"
     ;;
 *)
-    echo "usage: $0 up|down|build|exec -- CMD...|restart-kubelet|stop-kubelet|start-kubelet" >&2
+    echo "usage: $0 up|down|build|exec -- CMD...|restart-kubelet|stop-kubelet|start-kubelet|pause-apiserver|resume-apiserver" >&2
     exit 2
     ;;
 esac

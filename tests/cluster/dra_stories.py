@@ -661,6 +661,63 @@ def published_devices_of(objects):
     return published_devices(objects.values())
 
 
+# -- 4, continued -------------------------------------------------------------------
+SPLIT_CONFIG = f"""version: 1
+api: dra
+resources:
+  - name: {A100}
+    api: device-plugin
+    match: {{deviceIds: ["10de:20f1"]}}
+"""
+
+
+def story_api_outage(bench):
+    """The API server stops answering for a while (SIGSTOP): the device
+    plugin side goes on at once (the A100, offered through it, is withdrawn
+    when its group node goes, and the kubelet has it after the outage), and
+    the DRA pool is correct once the server answers again (a vGPU created
+    during the outage is in the slices)."""
+    node, _, _ = start_dra(bench, config_text=SPLIT_CONFIG)
+    bench.wait_allocatable({A100: 1}, "the A100 allocatable through the device plugin API")
+    with open(bench.plugin_log) as f:
+        lines_before = len(f.readlines())
+    bench.cluster("pause-apiserver")
+    resumed = False
+    try:
+        t0 = time.monotonic()
+        node.command("delete-vfio-node 40")
+        new = str(uuid.uuid4())
+        with open(os.path.join(node.sysfs_root, "bus/pci/devices/0000:e1:00.0/mdev_supported_types/nvidia-592/create"),
+                  "w") as f:
+            f.write(new + "\n")
+        # The device plugin side does not wait for the API server: the A100's
+        # health reaches the plugin's log (and its ListAndWatch) at once.
+        deadline = time.monotonic() + WAIT
+        while True:
+            with open(bench.plugin_log) as f:
+                tail = f.readlines()[lines_before:]
+            if any('msg="device unhealthy"' in l and "0000:ca:00.0" in l for l in tail):
+                break
+            check(time.monotonic() < deadline, "the A100's health change never reached the plugin")
+            time.sleep(0.02)
+        log(f"figure: API server paused, /dev/vfio/40 deleted -> the device plugin side has it: "
+            f"{time.monotonic() - t0:.2f} s")
+        # Kept away long enough that a request made at the start times out.
+        time.sleep(8)
+        bench.assert_plugin_running()
+        bench.cluster("resume-apiserver")
+        resumed = True
+        t1 = time.monotonic()
+        bench.wait_slices(lambda devs: "mdev-" + new in devs, "the vGPU created during the outage in the slices")
+        log(f"figure: API server back -> the vGPU created meanwhile in the slices: {time.monotonic() - t1:.2f} s")
+        bench.wait_allocatable({A100: 0}, "the A100 withdrawn during the outage, as the kubelet reports it")
+    finally:
+        if not resumed:
+            bench.cluster("resume-apiserver")
+    bench.assert_plugin_running()
+    assert_no_refusals(bench)
+
+
 STORIES = {
     "slices": story_slices,
     "claim-template": story_claim_template,
@@ -668,6 +725,7 @@ STORIES = {
     "health": story_health,
     "restarts": story_restarts,
     "move": story_move,
+    "api-outage": story_api_outage,
 }
 
 if __name__ == "__main__":
