@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
 namespace kvgpu {
@@ -36,12 +37,11 @@ Result<ServedSocket> serveUnixSocket(const std::string &path, std::initializer_l
     if (replacing && !S_ISSOCK(st.st_mode))
         return Error{path + " exists and is not a socket; remove it so that the plugin can listen there"};
     if (path.size() >= sizeof(sockaddr_un::sun_path))
-        return Error{"the socket path " + path + " is " + std::to_string(path.size()) +
-                     " bytes long; a unix socket path has at most " +
-                     std::to_string(sizeof(sockaddr_un::sun_path) - 1)};
+        return Error{fmt::format("the socket path {} is {} bytes long; a unix socket path has at most {}", path,
+                                 path.size(), sizeof(sockaddr_un::sun_path) - 1)};
     static std::atomic<unsigned> serial{0};
-    const std::string listening = std::filesystem::path(path).parent_path() /
-                                  ("." + std::to_string(::getpid()) + "-" + std::to_string(++serial));
+    const std::string listening =
+        std::filesystem::path(path).parent_path() / fmt::format(".{}-{}", ::getpid(), ++serial);
     if (listening.size() >= sizeof(sockaddr_un::sun_path))
         return Error{"the socket path " + path + " is too long: its directory must leave room for a unix socket name"};
 
